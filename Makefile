@@ -1,0 +1,35 @@
+# One entry point: `make test` and `make demo` work on a fresh machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.r1relay-installed
+# pip on this kind of machine prints one warning per package for local mirrors it skips.
+QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+
+.PHONY: test demo export lint bench browser env
+test: env
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: env
+	$(PY) install.py demo
+
+export: env
+	$(PY) install.py export dist
+
+lint: env
+	$(PY) -m ruff check .
+
+env: $(STAMP) browser
+
+$(STAMP): requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
+	# torch first: open-webui would otherwise pull a multi-GB CUDA build
+	$(PY) -m pip install -q torch==2.13.0 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install -q -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
+	$(PY) -c "import open_webui, torch, playwright, flask"
+	touch $(STAMP)
+
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }

@@ -1,0 +1,145 @@
+"""Faults turned into one sentence a user can act on, with secrets removed.
+
+Users see these in the chat instead of tracebacks. Every message passes
+through `redact`, so an API key that a backend or a library echoes back
+(in a URL, a header dump, an error body) never reaches the chat or a log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from urllib.parse import urlsplit
+
+import httpx
+import openai
+
+_CONTEXT_LIMIT = re.compile(r"maximum context length is (\d+)", re.IGNORECASE)
+_CONTEXT_HINTS = ("context length", "context_length", "too many tokens", "prompt is too long", "exceeds the context")
+
+
+class BackendError(Exception):
+    """A fault whose text is already fit for the user."""
+
+
+@dataclass(frozen=True)
+class ErrorContext:
+    """What a message may name: the backend's address and model, never its key."""
+
+    url: str = ""
+    model: str = ""
+    read_timeout: float | None = None
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+def safe_url(url: str) -> str:
+    """scheme://host:port of a URL, without credentials, path or query."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}" if parts.scheme else url.split("?")[0]
+    except ValueError:
+        return "the configured backend"
+
+
+def redact(text: str, secrets: tuple[str, ...] | list[str]) -> str:
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _first_sentence(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    if text.lstrip().startswith("<"):
+        return ""
+    cut = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+    return cut if len(cut) <= limit else cut[: limit - 1] + "…"
+
+
+def _status_phrase(code: int) -> str:
+    try:
+        return f"HTTP {code} ({HTTPStatus(code).phrase})"
+    except ValueError:
+        return f"HTTP {code}"
+
+
+def _body_message(body: object, fallback: str) -> str:
+    """The human part of an error body: vLLM nests it, KTransformers and Flask apps do not."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            return str(inner.get("message") or inner.get("detail") or fallback)
+        if isinstance(inner, str):
+            return inner
+        detail = body.get("detail") or body.get("message")
+        if detail:
+            return str(detail)
+    if isinstance(body, str):
+        return body
+    return fallback
+
+
+def status_message(code: int, detail: str, ctx: ErrorContext) -> str:
+    """One sentence for an HTTP error status from the backend."""
+    where = safe_url(ctx.url) if ctx.url else "the backend"
+    detail_text = _first_sentence(detail)
+    if code in (401, 403):
+        return (
+            f"The backend at {where} rejected the API key ({_status_phrase(code)}); "
+            "check the API_KEY valve or your own key in the function's user settings."
+        )
+    if code == 404:
+        model = f"`{ctx.model}`" if ctx.model else "this model"
+        return f"The backend at {where} does not serve {model} ({_status_phrase(code)})."
+    if code in (400, 413, 422) and (
+        _CONTEXT_LIMIT.search(detail) or any(hint in detail.lower() for hint in _CONTEXT_HINTS)
+    ):
+        limit = _CONTEXT_LIMIT.search(detail)
+        size = f" of {limit.group(1)} tokens" if limit else ""
+        return (
+            f"This chat is too long for the model's context window{size}; "
+            "start a new chat, shorten the messages, or lower max_tokens."
+        )
+    if code == 429:
+        return f"The backend at {where} is busy ({_status_phrase(code)}); try again in a moment."
+    if code >= 500:
+        return f"The backend at {where} failed with {_status_phrase(code)}."
+    suffix = f": {detail_text}" if detail_text else "."
+    return f"The backend at {where} refused the request ({_status_phrase(code)}){suffix}"
+
+
+def describe(exc: BaseException, ctx: ErrorContext) -> str:
+    """One sentence for any fault met while talking to a backend."""
+    return redact(_describe(exc, ctx), ctx.secrets)
+
+
+def _describe(exc: BaseException, ctx: ErrorContext) -> str:
+    where = safe_url(ctx.url) if ctx.url else "the backend"
+    if isinstance(exc, BackendError):
+        return str(exc)
+    if isinstance(exc, openai.APIStatusError):
+        return status_message(exc.status_code, _body_message(exc.body, exc.message), ctx)
+    if isinstance(exc, openai.APITimeoutError) or isinstance(exc, httpx.TimeoutException):
+        if isinstance(exc, httpx.ConnectTimeout) or isinstance(exc.__cause__, httpx.ConnectTimeout):
+            return f"Cannot reach the backend at {where}: the connection timed out."
+        wait = f" for {ctx.read_timeout:g} seconds" if ctx.read_timeout else ""
+        return f"The backend at {where} sent nothing{wait}; it may be overloaded or stuck (raise the read timeout valve for long prompts)."
+    if isinstance(exc, openai.APIConnectionError) or isinstance(exc, httpx.ConnectError):
+        cause = f"{exc} {exc.__cause__ or ''}".lower()
+        if any(s in cause for s in ("name or service not known", "nodename nor servname", "name resolution", "getaddrinfo")):
+            return f"Cannot reach the backend at {where}: its host name does not resolve."
+        return f"Cannot reach the backend at {where}: is the server running?"
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        return f"The connection to the backend at {where} dropped mid-answer; the text above is all that arrived."
+    if isinstance(exc, json.JSONDecodeError):
+        return f"The backend at {where} sent a malformed stream chunk; the answer stopped there."
+    if isinstance(exc, openai.APIError):
+        detail = _first_sentence(_body_message(exc.body, exc.message))
+        return f"The backend at {where} reported an error: {detail or 'no details'}"
+    return f"Unexpected error while talking to the backend at {where} ({type(exc).__name__})."

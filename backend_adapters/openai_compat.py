@@ -1,0 +1,180 @@
+"""The adapter for OpenAI-compatible servers: vLLM, SGLang (`kt run`), transformers serve.
+
+Built on the `openai` package's AsyncOpenAI, which Open WebUI already ships,
+so that nothing blocks Open WebUI's event loop and the SSE framing, error
+shapes and retries are the SDK's well-tested ones.
+
+Reasoning arrives three ways and all become the same events: vLLM's
+`reasoning_content` (≤ 0.15) or `reasoning` (≥ 0.11.1) delta fields, passed
+through untouched, or raw text in `content` with or without `<think>`, which
+goes through the think splitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import AsyncIterator
+
+import httpx
+import openai
+
+from backend_adapters.backend_config import BackendConfig
+from backend_adapters.chat_request import ChatRequest
+from backend_adapters.errors import ErrorContext, describe, safe_url
+from backend_adapters.events import Content, Error, Event, Finish, Reasoning, Status, Usage
+from backend_adapters.model_families import starts_in_thinking
+from backend_adapters.think_splitter import ThinkSplitter
+
+MODELS_TTL = 60.0
+DOWN_FOR = 30.0
+
+# Caches, not request state: clients keep connection pools warm, and the
+# down-list keeps a dead replica from costing every request a connect timeout.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, openai.AsyncOpenAI]] = (
+    weakref.WeakKeyDictionary()
+)
+_down_until: dict[str, float] = {}
+_model_lists: dict[tuple, tuple[float, list[str]]] = {}
+_next_start: dict[tuple[str, ...], int] = {}
+
+
+def openai_base_url(url: str) -> str:
+    """Valves accept URLs with or without `/v1`; the SDK wants it."""
+    url = url.rstrip("/")
+    return url if url.endswith("/v1") else f"{url}/v1"
+
+
+def client_for(url: str, config: BackendConfig) -> openai.AsyncOpenAI:
+    key = (url, config.api_key, config.connect_timeout, config.read_timeout, config.verify_tls)
+    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+    client = per_loop.get(key)
+    if client is None:
+        client = per_loop[key] = openai.AsyncOpenAI(
+            base_url=openai_base_url(url),
+            api_key=config.api_key or "EMPTY",
+            timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(verify=config.verify_tls),
+        )
+    return client
+
+
+def urls_in_turn(urls: tuple[str, ...]) -> list[str]:
+    """Healthy URLs first, rotated per request to spread load; recently failed ones last."""
+    start = _next_start.get(urls, 0)
+    _next_start[urls] = (start + 1) % len(urls)
+    rotated = urls[start:] + urls[:start]
+    now = time.monotonic()
+    return [u for u in rotated if _down_until.get(u, 0) <= now] + [u for u in rotated if _down_until.get(u, 0) > now]
+
+
+def mark_down(url: str) -> None:
+    _down_until[url] = time.monotonic() + DOWN_FOR
+
+
+def mark_up(url: str) -> None:
+    _down_until.pop(url, None)
+
+
+def _unreachable(exc: Exception) -> bool:
+    """Failures where the server never saw the request, so another replica may take it."""
+    return isinstance(exc, openai.APIConnectionError) and not (
+        isinstance(exc, openai.APITimeoutError) and not isinstance(exc.__cause__, httpx.ConnectTimeout)
+    )
+
+
+def reasoning_of(delta: object) -> str | None:
+    """vLLM ≤ 0.15 sends `reasoning_content`, ≥ 0.11.1 `reasoning`, some both: read one, never add them."""
+    extra = getattr(delta, "model_extra", None) or {}
+    return extra.get("reasoning_content") or extra.get("reasoning")
+
+
+class OpenAICompatAdapter:
+    """Streams chat completions from one deployment (one or more replica URLs)."""
+
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+
+    async def list_models(self) -> list[str]:
+        """Model ids from `/v1/models`, cached briefly; the last good list survives an outage."""
+        key = (self.config.base_urls, self.config.api_key)
+        cached = _model_lists.get(key)
+        if cached and time.monotonic() - cached[0] < MODELS_TTL:
+            return cached[1]
+        ids: list[str] = []
+        failure: Exception | None = None
+        for url in self.config.base_urls:
+            try:
+                page = await client_for(url, self.config).with_options(timeout=min(self.config.connect_timeout, 5.0)).models.list()
+                ids.extend(m.id for m in page.data if m.id not in ids)
+            except Exception as exc:  # one dead replica must not hide the others' models
+                failure = exc
+        if not ids and failure is not None:
+            if cached:
+                return cached[1]
+            raise failure
+        _model_lists[key] = (time.monotonic(), ids)
+        return ids
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
+        config = self.config
+        last_failure: Exception | None = None
+        for url in urls_in_turn(config.base_urls):
+            ctx = ErrorContext(url=url, model=request.model, read_timeout=config.read_timeout, secrets=config.secrets)
+            yield Status(f"Connecting to {safe_url(url)}…")
+            try:
+                response = await client_for(url, config).chat.completions.create(
+                    model=request.model,
+                    messages=request.messages,  # type: ignore[arg-type]
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    extra_body=request.extra or None,
+                    **request.params,
+                )
+            except Exception as exc:
+                if _unreachable(exc):
+                    mark_down(url)
+                    last_failure = exc
+                    continue
+                yield Error(describe(exc, ctx))
+                return
+            mark_up(url)
+            async for event in self._events(response, request, ctx):
+                yield event
+            return
+        assert last_failure is not None
+        yield Error(describe(last_failure, ctx))
+
+    async def _events(self, response: openai.AsyncStream, request: ChatRequest, ctx: ErrorContext) -> AsyncIterator[Event]:
+        splitter = ThinkSplitter(starts_in_thinking(request.model, self.config.think_start))
+        structured = False  # the server separates reasoning itself: content is all answer
+        finish: str | None = None
+        async with response:  # closes the HTTP response on cancel, so the server stops generating
+            try:
+                async for chunk in response:
+                    if chunk.usage is not None:
+                        yield Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+                    if not chunk.choices:
+                        continue
+                    choice = chunk.choices[0]
+                    reasoning = reasoning_of(choice.delta)
+                    if reasoning:
+                        structured = True
+                        yield Reasoning(reasoning)
+                    if choice.delta.content:
+                        if structured:
+                            yield Content(choice.delta.content)
+                        else:
+                            for event in splitter.feed(choice.delta.content):
+                                yield event
+                    finish = choice.finish_reason or finish
+            except Exception as exc:
+                for event in splitter.flush():
+                    yield event
+                yield Error(describe(exc, ctx))
+                return
+        for event in splitter.flush():
+            yield event
+        yield Finish(finish)

@@ -1,0 +1,155 @@
+"""Normalized events → what Open WebUI 0.12 consumes from a pipe.
+
+Thinking goes out as `delta.reasoning_content` the moment it arrives (Open
+WebUI times the "Thought for …" block from the first reasoning delta to the
+first content delta, so buffering would show "0 seconds"); the answer as
+`delta.content`; faults as an `error` chunk, which Open WebUI shows as an
+error under whatever already streamed; progress as status events.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend_adapters.events import Content, Error, Event, Finish, Reasoning, Status, Usage
+
+Emitter = Callable[[dict], Awaitable[Any]]
+
+
+class _LeadingWhitespace:
+    """Drops whitespace before a stream's first word.
+
+    A whitespace-only content delta would close Open WebUI's reasoning block
+    early, and R1 pads both its thinking and its answer with newlines.
+    """
+
+    def __init__(self) -> None:
+        self.started = False
+
+    def __call__(self, text: str) -> str:
+        if self.started:
+            return text
+        text = text.lstrip()
+        self.started = bool(text)
+        return text
+
+
+@dataclass
+class StreamStats:
+    """Timing of one answer, for the status line users asked for."""
+
+    started: float = field(default_factory=time.monotonic)
+    first_token: float | None = None
+    last_token: float | None = None
+    pieces: int = 0
+    completion_tokens: int | None = None
+
+    def saw_token(self) -> None:
+        now = time.monotonic()
+        if self.first_token is None:
+            self.first_token = now
+        self.last_token = now
+        self.pieces += 1
+
+    def summary(self) -> str:
+        if self.first_token is None or self.last_token is None:
+            return "No tokens received"
+        tokens = self.completion_tokens if self.completion_tokens is not None else self.pieces
+        span = self.last_token - self.first_token
+        rate = f"{tokens / span:.1f} tokens/s" if span > 0 and tokens > 1 else "– tokens/s"
+        return f"{tokens} tokens · {rate} · first token after {self.first_token - self.started:.2f} s"
+
+
+def _chunk(chunk_id: str, model: str, delta: dict, finish_reason: str | None = None) -> dict:
+    return {
+        "id": chunk_id,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+
+
+async def _status(emit: Emitter | None, description: str, done: bool = False, hidden: bool = False) -> None:
+    if emit is not None:
+        await emit({"type": "status", "data": {"description": description, "done": done, "hidden": hidden}})
+
+
+async def render_stream(
+    events: AsyncIterable[Event],
+    *,
+    model: str,
+    emit: Emitter | None = None,
+    show_stats: bool = True,
+) -> AsyncIterator[dict]:
+    """Yield OpenAI chunk dicts for Open WebUI; send statuses through `emit`."""
+    chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
+    stats = StreamStats()
+    trim_reasoning, trim_content = _LeadingWhitespace(), _LeadingWhitespace()
+    thinking = answering = False
+    usage: dict | None = None
+    failed: str | None = None
+    finish_reason: str | None = None
+
+    async for event in events:
+        if isinstance(event, Reasoning):
+            text = trim_reasoning(event.text)
+            if not text:
+                continue
+            stats.saw_token()
+            if not thinking:
+                thinking = True
+                await _status(emit, "Thinking…")
+            yield _chunk(chunk_id, model, {"reasoning_content": text})
+        elif isinstance(event, Content):
+            text = trim_content(event.text)
+            if not text:
+                continue
+            stats.saw_token()
+            if not answering:
+                answering = True
+                if thinking:
+                    await _status(emit, "Answering…")
+            yield _chunk(chunk_id, model, {"content": text})
+        elif isinstance(event, Usage):
+            stats.completion_tokens = event.completion_tokens
+            usage = {
+                "prompt_tokens": event.prompt_tokens,
+                "completion_tokens": event.completion_tokens,
+                "total_tokens": (event.prompt_tokens or 0) + (event.completion_tokens or 0),
+            }
+        elif isinstance(event, Finish):
+            finish_reason = event.reason
+        elif isinstance(event, Status):
+            await _status(emit, event.description, event.done)
+        elif isinstance(event, Error):
+            failed = event.message
+            break
+
+    if failed is not None:
+        await _status(emit, failed, done=True)
+        yield {"error": failed}
+        return
+    if usage is not None:
+        yield {**_chunk(chunk_id, model, {}, finish_reason or "stop"), "usage": usage}
+    if show_stats:
+        await _status(emit, stats.summary(), done=True)
+    else:
+        await _status(emit, "", done=True, hidden=True)
+
+
+async def collect_answer(events: AsyncIterable[Event]) -> str:
+    """The answer alone, for Open WebUI's non-streamed calls (titles, tags, API users)."""
+    parts: list[str] = []
+    async for event in events:
+        if isinstance(event, Content):
+            parts.append(event.text)
+        elif isinstance(event, Error):
+            if not parts:
+                raise RuntimeError(event.message)
+            break
+    return "".join(parts).strip()
