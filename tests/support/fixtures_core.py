@@ -1,0 +1,28 @@
+"""Fixtures for the engine's tests: built function files and the vLLM emulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import install
+from tests.emulators.vllm import VLLMEmulator
+
+
+@pytest.fixture(scope="session")
+def built_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`python install.py export DIR` output, built once per session."""
+    out = tmp_path_factory.mktemp("built")
+    install.export(out)
+    return out
+
+
+@pytest.fixture
+def vllm_emulator() -> Iterator[VLLMEmulator]:
+    emulator = VLLMEmulator().start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
