@@ -29,11 +29,12 @@ _START, _THINKING, _ANSWER = "start", "thinking", "answer"
 
 
 def _partial_tag_suffix(text: str, tag: str) -> int:
-    """Length of the longest end of `text` that could be the start of `tag`."""
-    for size in range(min(len(tag) - 1, len(text)), 0, -1):
-        if text.endswith(tag[:size]):
-            return size
-    return 0
+    """Length of the longest end of `text` that could be the start of `tag`.
+
+    Tags hold one `<`, so only the last `<` near the end can start a partial tag.
+    """
+    start = text.rfind("<", max(0, len(text) - len(tag) + 1))
+    return len(text) - start if start >= 0 and tag.startswith(text[start:]) else 0
 
 
 class ThinkSplitter:
@@ -56,6 +57,11 @@ class ThinkSplitter:
 
     def feed(self, text: str) -> list[Reasoning | Content]:
         """The events this piece of text completes (tags are dropped)."""
+        if not self._held and text:  # fast path for the common token with no tag in sight
+            if self._state == _ANSWER:
+                return [Content(text)]
+            if self._state == _THINKING and "<" not in text:
+                return [Reasoning(text)]
         return _to_events(self.pieces(text))
 
     def flush(self) -> list[Reasoning | Content]:
