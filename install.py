@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import json
+import os
+import re
 import sys
-from dataclasses import dataclass
+import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
 
 REPO = Path(__file__).resolve().parent
 PACKAGE = "backend_adapters"
@@ -28,7 +36,9 @@ class FunctionSpec:
     type: str  # "pipe" or "filter"
 
 
-FUNCTIONS = (FunctionSpec("r1relay_vllm", "pipes/vllm.py", "pipe"),)
+FUNCTIONS = (
+    FunctionSpec("r1relay_vllm", "pipes/vllm.py", "pipe"),
+)
 
 
 class BuildError(Exception):
@@ -165,20 +175,696 @@ def export(out_dir: Path) -> list[Path]:
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="install.py", description=__doc__.splitlines()[0])
+# ---------------------------------------------------------------------------
+# Valve configs: --config FILE (TOML or JSON keyed by function id) and --set
+# ---------------------------------------------------------------------------
+
+ValveValues = dict[str, dict[str, Any]]
+ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+class UsageError(Exception):
+    """Something the user typed or configured that cannot work; one line for the terminal."""
+
+
+def _expand_env(function_id: str, valve: str, value: Any) -> Any:
+    """`"${NAME}"` reads the environment, so configs can live in git without their secrets."""
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value)
+    if isinstance(value, str) and (match := ENV_REFERENCE.match(value)):
+        name = match.group(1)
+        if name not in os.environ:
+            raise UsageError(f"{function_id}.{valve} needs the environment variable {name}, which is not set")
+        return os.environ[name]
+    return value
+
+
+def load_config(path: Path) -> ValveValues:
+    """A TOML or JSON file of `{function_id: {VALVE: value}}`."""
+    try:
+        text = path.read_text()
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise UsageError(f"{path}: expected tables keyed by function id, e.g. [r1relay_vllm]")
+    return {fid: {k: _expand_env(fid, k, v) for k, v in valves.items()} for fid, valves in data.items()}
+
+
+def parse_sets(items: list[str]) -> ValveValues:
+    """`FUNCTION_ID.VALVE=VALUE` arguments; values stay text until the valve's type is known."""
+    values: ValveValues = {}
+    for item in items:
+        target, eq, value = item.partition("=")
+        function_id, dot, valve = target.partition(".")
+        if not eq or not dot or not function_id or not valve:
+            raise UsageError(f"--set {item!r}: expected FUNCTION_ID.VALVE=VALUE")
+        values.setdefault(function_id.strip(), {})[valve.strip()] = value
+    return values
+
+
+def merge_valves(*sources: ValveValues) -> ValveValues:
+    merged: ValveValues = {}
+    for source in sources:
+        for function_id, valves in source.items():
+            merged.setdefault(function_id, {}).update(valves)
+    unknown = sorted(set(merged) - {spec.id for spec in FUNCTIONS})
+    if unknown:
+        known = ", ".join(spec.id for spec in FUNCTIONS)
+        raise UsageError(f"no r1relay function called {unknown[0]} (there are: {known})")
+    return merged
+
+
+def _schema_type(prop: dict) -> str:
+    if "type" in prop:
+        return str(prop["type"])
+    types = [str(option.get("type")) for option in prop.get("anyOf", []) if option.get("type") != "null"]
+    return types[0] if types else "string"
+
+
+def coerce_valve(function_id: str, name: str, value: Any, schema: dict) -> Any:
+    """A configured value as the type Open WebUI will store, so that comparisons are exact."""
+    props = schema.get("properties", {})
+    if name not in props:
+        raise UsageError(f"{function_id} has no valve {name} (valves: {', '.join(props)})")
+    kind = _schema_type(props[name])
+    try:
+        if kind == "boolean":
+            if isinstance(value, str):
+                if value.strip().lower() not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+                    raise ValueError(value)
+                return value.strip().lower() in ("true", "1", "yes", "on")
+            return bool(value)
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{function_id}.{name} must be a {kind}, not {value!r}") from None
+    return value if kind != "string" else str(value)
+
+
+def secret_valves(schema: dict) -> set[str]:
+    """Valves shown as password inputs; their values are never printed."""
+    props = schema.get("properties", {})
+    return {name for name, prop in props.items() if (prop.get("input") or {}).get("type") == "password"}
+
+
+def fingerprint(function_id: str, name: str, value: Any) -> str:
+    """What install remembers of a value it applied: enough to notice a change, useless to recover a secret."""
+    raw = f"{function_id}.{name}={json.dumps(value, sort_keys=True)}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+@dataclass
+class ValvePlan:
+    updates: dict[str, Any] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)  # changed by hand since install last set them
+    applied: dict[str, str] = field(default_factory=dict)  # fingerprints to remember
+
+
+def plan_valves(function_id: str, wanted: dict[str, Any], current: dict, applied: dict[str, str], overwrite: bool) -> ValvePlan:
+    """Which wanted values to write, keeping values an admin changed by hand since the last install."""
+    plan = ValvePlan(applied=dict(applied))
+    for name, value in wanted.items():
+        if name in current and current[name] == value:
+            plan.applied[name] = fingerprint(function_id, name, value)
+            continue
+        hand_edited = name in current and fingerprint(function_id, name, current[name]) != applied.get(name)
+        if hand_edited and not overwrite:
+            plan.kept.append(name)
+            continue
+        plan.updates[name] = value
+        plan.applied[name] = fingerprint(function_id, name, value)
+    return plan
+
+
+# ---------------------------------------------------------------------------
+# Open WebUI's REST API (routers/functions.py, tasks.py, configs.py, auths.py of 0.12.4)
+# ---------------------------------------------------------------------------
+
+TASK_FLAGS = {
+    "ENABLE_TITLE_GENERATION": "title",
+    "ENABLE_TAGS_GENERATION": "tags",
+    "ENABLE_FOLLOW_UP_GENERATION": "follow-up",
+    "ENABLE_AUTOCOMPLETE_GENERATION": "autocomplete",
+    "ENABLE_SEARCH_QUERY_GENERATION": "search-query",
+    "ENABLE_RETRIEVAL_QUERY_GENERATION": "retrieval-query",
+}
+STATE_KEY = "r1relay"  # our key in each function's `meta`, which Open WebUI keeps as given
+
+
+class OpenWebUIError(Exception):
+    """A failed call, worded for one terminal line."""
+
+
+def _detail(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:120] or response.reason
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    return str(detail)[:200]
+
+
+class OpenWebUIClient:
+    """An admin's view of one Open WebUI, through its REST API only."""
+
+    def __init__(self, url: str, token: str, timeout: float = 120.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    @staticmethod
+    def sign_in(url: str, email: str, password: str) -> str:
+        """An admin session token from an email and password (POST /api/v1/auths/signin)."""
+        response = _call(requests.post, f"{url.rstrip('/')}/api/v1/auths/signin", json={"email": email, "password": password})
+        if response.status_code in (400, 401, 403):
+            raise OpenWebUIError(f"Open WebUI at {url} refused the sign-in for {email}: {_detail(response)}")
+        _raise_for(response, "sign-in")
+        token = response.json().get("token")
+        if not token:
+            raise OpenWebUIError(f"Open WebUI at {url} did not return a session token for {email} (is MFA on?)")
+        return str(token)
+
+    def request(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        response = _call(self.session.request, f"{self.url}{path}", method=method, json=body, params=params or None, timeout=self.timeout)
+        _raise_for(response, f"{method} {path}")
+        return response.json() if response.content else None
+
+    def check_admin(self) -> str:
+        """Open WebUI's version, after making sure the URL is Open WebUI and the token an admin's."""
+        response = _call(self.session.get, f"{self.url}/api/config", timeout=self.timeout)
+        try:
+            version = str(response.json()["version"])
+        except (ValueError, KeyError, TypeError):
+            raise OpenWebUIError(f"{self.url} does not look like Open WebUI (GET /api/config answered HTTP {response.status_code})") from None
+        response = _call(self.session.get, f"{self.url}/api/v1/functions/list", timeout=self.timeout)
+        if response.status_code in (401, 403):
+            raise OpenWebUIError(
+                f"Open WebUI at {self.url} rejected the token ({_detail(response)}): use an admin's API key or JWT"
+            )
+        _raise_for(response, "GET /api/v1/functions/list")
+        return version
+
+    # ---- functions ----
+    def functions(self) -> dict[str, dict]:
+        return {f["id"]: f for f in self.request("GET", "/api/v1/functions/export")}
+
+    def create_function(self, form: dict) -> dict:
+        return self.request("POST", "/api/v1/functions/create", form)
+
+    def update_function(self, form: dict) -> dict:
+        return self.request("POST", f"/api/v1/functions/id/{form['id']}/update", form)
+
+    def delete_function(self, function_id: str) -> None:
+        self.request("DELETE", f"/api/v1/functions/id/{function_id}/delete")
+
+    def toggle(self, function_id: str) -> None:
+        self.request("POST", f"/api/v1/functions/id/{function_id}/toggle")
+
+    def toggle_global(self, function_id: str) -> None:
+        self.request("POST", f"/api/v1/functions/id/{function_id}/toggle/global")
+
+    def valves(self, function_id: str) -> dict:
+        return self.request("GET", f"/api/v1/functions/id/{function_id}/valves") or {}
+
+    def valves_spec(self, function_id: str) -> dict:
+        return self.request("GET", f"/api/v1/functions/id/{function_id}/valves/spec") or {}
+
+    def update_valves(self, function_id: str, valves: dict) -> None:
+        self.request("POST", f"/api/v1/functions/id/{function_id}/valves/update", valves)
+
+    # ---- settings ----
+    def task_config(self) -> dict:
+        return self.request("GET", "/api/v1/tasks/config")
+
+    def update_task_config(self, changes: dict[str, bool]) -> None:
+        """The form needs every field: read, change, write back."""
+        self.request("POST", "/api/v1/tasks/config/update", {**self.task_config(), **changes})
+
+    def enable_direct_connections(self) -> bool:
+        """True when this call turned them on."""
+        config = self.request("GET", "/api/v1/configs/connections")
+        if config.get("ENABLE_DIRECT_CONNECTIONS"):
+            return False
+        self.request("POST", "/api/v1/configs/connections", {**config, "ENABLE_DIRECT_CONNECTIONS": True})
+        return True
+
+    def models(self) -> list[dict]:
+        return self.request("GET", "/api/models").get("data", [])
+
+
+def _call(send: Any, url: str, **kwargs: Any) -> requests.Response:
+    """One HTTP call; network failures become one readable line."""
+    kwargs.setdefault("timeout", 30)
+    try:
+        return send(url=url, **kwargs)
+    except requests.exceptions.ConnectionError as exc:
+        reason = "connection refused" if "refused" in str(exc).lower() else "no connection"
+        raise OpenWebUIError(f"cannot reach Open WebUI at {_origin(url)} ({reason})") from None
+    except requests.exceptions.Timeout:
+        raise OpenWebUIError(f"Open WebUI at {_origin(url)} did not answer in time") from None
+    except requests.exceptions.RequestException as exc:
+        raise OpenWebUIError(f"cannot talk to {_origin(url)}: {type(exc).__name__}") from None
+
+
+def _raise_for(response: requests.Response, what: str) -> None:
+    if response.status_code >= 400:
+        raise OpenWebUIError(f"{what} failed: HTTP {response.status_code}: {_detail(response)}")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# ---------------------------------------------------------------------------
+# Backends: does each configured server answer, as seen from this machine?
+# ---------------------------------------------------------------------------
+
+PROBE_PATHS = ("/health", "/v1/models", "/api/tags")
+
+
+def backend_root(url: str) -> str:
+    url = url.rstrip("/")
+    return url[: -len("/v1")] if url.endswith("/v1") else url
+
+
+def probe_backend(url: str, api_key: str = "", timeout: float = 5.0) -> str:
+    """`ok`, or why not, in a few words; never containing the key."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    statuses: list[int] = []
+    for path in PROBE_PATHS:
+        try:
+            response = requests.get(f"{backend_root(url)}{path}", headers=headers, timeout=timeout)
+        except requests.exceptions.ConnectionError:
+            return "unreachable"
+        except requests.exceptions.RequestException:
+            return "no answer"
+        if response.ok:
+            return "ok"
+        statuses.append(response.status_code)
+    if 401 in statuses or 403 in statuses:
+        return "rejects the API key"
+    return f"answers HTTP {statuses[0]}"
+
+
+# ---------------------------------------------------------------------------
+# install / uninstall / status
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class InstallOptions:
+    valves: ValveValues = field(default_factory=dict)
+    keep_tasks: bool = False
+    overwrite_valves: bool = False
+    enable_direct_connections: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class Built:
+    spec: FunctionSpec
+    content: str
+    meta: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.meta.get("title", self.spec.id)
+
+    @property
+    def version(self) -> str:
+        return self.meta.get("version", "?")
+
+
+def build_all() -> list[Built]:
+    built = []
+    for spec in FUNCTIONS:
+        content = build_function(spec)
+        built.append(Built(spec, content, frontmatter(content)))
+    return built
+
+
+def saved_tasks(installed: dict[str, dict]) -> dict[str, bool] | None:
+    """The task settings from before r1relay turned them off, as remembered in any of our functions."""
+    for function in installed.values():
+        saved = (function.get("meta") or {}).get(STATE_KEY, {}).get("saved_tasks")
+        if saved:
+            return saved
+    return None
+
+
+def ours(installed: dict[str, dict]) -> list[str]:
+    """Installed functions that r1relay put there (current ids, and older ones it marked)."""
+    ids = {spec.id for spec in FUNCTIONS}
+    return sorted(fid for fid, f in installed.items() if fid in ids or STATE_KEY in (f.get("meta") or {}))
+
+
+class Installer:
+    def __init__(self, client: OpenWebUIClient, options: InstallOptions, out: Any = None) -> None:
+        self.client = client
+        self.options = options
+        self.out = out or sys.stdout
+        self.changed = False
+        self.notes: list[str] = []  # what happened to the function being installed
+
+    def say(self, line: str) -> None:
+        print(line, file=self.out)
+
+    def change(self, what: str) -> None:
+        self.changed = True
+        self.notes.append(what)
+
+    def run(self, built: list[Built]) -> None:
+        installed = self.client.functions()
+        tasks = self.task_plan(installed)
+        for item in built:
+            self.install_function(item, installed.get(item.spec.id), tasks)
+        if tasks:
+            self.turn_off_tasks()
+        if self.options.enable_direct_connections:
+            self.direct_connections()
+        if not self.changed:
+            self.say("Nothing changed: r1relay was already installed as configured.")
+
+    def task_plan(self, installed: dict[str, dict]) -> dict[str, bool] | None:
+        """The task settings to remember for uninstall, or None when tasks stay as they are."""
+        if self.options.keep_tasks:
+            return saved_tasks(installed)
+        current = self.client.task_config()
+        return saved_tasks(installed) or {flag: bool(current.get(flag)) for flag in TASK_FLAGS}
+
+    def install_function(self, item: Built, existing: dict | None, tasks: dict[str, bool] | None) -> None:
+        self.notes = []
+        self.write_function(item, existing, tasks)
+        self.say(f"  {item.spec.id}: {'; '.join(self.notes) or 'unchanged'}")
+
+    def write_function(self, item: Built, existing: dict | None, tasks: dict[str, bool] | None) -> None:
+        fid = item.spec.id
+        state = dict(((existing or {}).get("meta") or {}).get(STATE_KEY) or {})
+        state.update(version=item.version)
+        if tasks:
+            state["saved_tasks"] = tasks
+        if existing is None:
+            self.change(f"created ({item.spec.type} {item.version})")
+            if self.options.dry_run:
+                self.describe_wanted_valves(fid)
+                return
+            existing = self.client.create_function(self.form(item, {}, state))
+            existing["content"] = item.content
+        elif existing["content"] != item.content or existing["name"] != item.name:
+            self.change(f"updated to {item.version}")
+            if not self.options.dry_run:
+                existing = self.client.update_function(self.form(item, existing.get("meta") or {}, state))
+        self.activate(item, existing)
+        state["applied_valves"] = self.apply_valves(fid, state.get("applied_valves") or {})
+        self.save_state(item, existing, state)
+
+    def form(self, item: Built, meta: dict, state: dict) -> dict:
+        description = item.meta.get("description", "")
+        return {"id": item.spec.id, "name": item.name, "content": item.content, "meta": {**meta, "description": description, STATE_KEY: state}}
+
+    def activate(self, item: Built, function: dict) -> None:
+        if not function.get("is_active"):
+            self.change("activated")
+            if not self.options.dry_run:
+                self.client.toggle(item.spec.id)
+        if item.spec.type == "filter" and not function.get("is_global"):
+            self.change("made global (on for every model)")
+            if not self.options.dry_run:
+                self.client.toggle_global(item.spec.id)
+
+    def apply_valves(self, fid: str, applied: dict[str, str]) -> dict[str, str]:
+        wanted = self.options.valves.get(fid, {})
+        if not wanted:
+            return applied
+        schema = self.client.valves_spec(fid)
+        wanted = {name: coerce_valve(fid, name, value, schema) for name, value in wanted.items()}
+        current = self.client.valves(fid)
+        plan = plan_valves(fid, wanted, current, applied, self.options.overwrite_valves)
+        if plan.kept:
+            self.notes.append(f"kept {', '.join(plan.kept)} (changed by hand; --overwrite-valves replaces)")
+        if plan.updates:
+            self.change(f"valves set: {show_values(plan.updates, secret_valves(schema))}")
+            if not self.options.dry_run:
+                self.client.update_valves(fid, {**current, **plan.updates})
+        return plan.applied
+
+    def describe_wanted_valves(self, fid: str) -> None:
+        wanted = self.options.valves.get(fid, {})
+        if wanted:
+            self.notes.append(f"valves set: {', '.join(wanted)}")
+
+    def save_state(self, item: Built, function: dict, state: dict) -> None:
+        """Remember what install applied in the function's meta, which survives restarts and upgrades."""
+        meta = function.get("meta") or {}
+        if meta.get(STATE_KEY) == state or self.options.dry_run:
+            return
+        self.client.update_function(self.form(item, meta, state))
+
+    def turn_off_tasks(self) -> None:
+        current = self.client.task_config()
+        on = [flag for flag in TASK_FLAGS if current.get(flag)]
+        if not on:
+            return
+        self.changed = True
+        names = ", ".join(TASK_FLAGS[flag] for flag in on)
+        self.say(f"  background tasks: {'would turn' if self.options.dry_run else 'turned'} off {names} generation (uninstall restores them)")
+        if not self.options.dry_run:
+            self.client.update_task_config(dict.fromkeys(on, False))
+
+    def direct_connections(self) -> None:
+        if self.options.dry_run:
+            self.say("  direct connections: would be enabled")
+            return
+        if self.client.enable_direct_connections():
+            self.changed = True
+            self.say("  direct connections: enabled; each user can add a backend in Settings > Connections")
+
+
+def show_values(values: dict[str, Any], secrets: set[str]) -> str:
+    return ", ".join(f"{name}={'••••' if name in secrets else value}" for name, value in values.items())
+
+
+def uninstall(client: OpenWebUIClient, out: Any = None) -> int:
+    out = out or sys.stdout
+    installed = client.functions()
+    ids = ours(installed)
+    tasks = saved_tasks(installed)
+    if not ids:
+        print("  nothing to remove: no r1relay functions are installed", file=out)
+    for fid in ids:
+        client.delete_function(fid)
+        print(f"  {fid}: removed", file=out)
+    if tasks:
+        client.update_task_config(tasks)
+        on = [TASK_FLAGS[flag] for flag, value in tasks.items() if value and flag in TASK_FLAGS]
+        print(f"  background tasks: restored ({', '.join(on) or 'all off, as before'})", file=out)
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# Checking the result: models in the picker, backends answering
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    function_id: str
+    type: str
+    state: str
+    version: str
+    source: str
+    models: str
+    backend: str
+    problem: str = ""
+
+
+def check_function(client: OpenWebUIClient, item: Built, function: dict | None, models: list[dict]) -> Row:
+    fid = item.spec.id
+    if function is None:
+        return Row(fid, item.spec.type, "not installed", "-", "-", "-", "-", problem=f"{fid} is not installed")
+    flags = [("active" if function.get("is_active") else "inactive")] + (["global"] if function.get("is_global") else [])
+    version = str(((function.get("meta") or {}).get("manifest") or {}).get("version", "?"))
+    source = "matches" if function.get("content") == item.content else "differs"
+    row = Row(fid, item.spec.type, ", ".join(flags), version, source, "-", "-")
+    if item.spec.type != "pipe":
+        return row
+    valves = client.valves(fid)
+    configured = bool(valves.get("BASE_URLS") or valves.get("MODELS"))
+    row.models, model_problem = describe_models(fid, models)
+    row.backend, backend_problem = describe_backends(valves)
+    if configured:
+        row.problem = model_problem or backend_problem
+    elif not valves.get("BASE_URLS"):
+        row.backend = "not configured"
+    return row
+
+
+def describe_models(fid: str, models: list[dict]) -> tuple[str, str]:
+    mine = [m for m in models if str(m.get("id", "")).startswith(f"{fid}.")]
+    usable = [m for m in mine if m["id"] != f"{fid}.unavailable"]
+    if usable:
+        return f"{len(usable)} listed", ""
+    if mine:
+        return "unavailable", f"{fid}: {mine[0].get('name', 'unavailable')}"
+    return "none", f"{fid}: no models in GET /api/models (is the function active?)"
+
+
+def describe_backends(valves: dict) -> tuple[str, str]:
+    urls = [u.strip() for u in str(valves.get("BASE_URLS", "")).replace("\n", ",").split(",") if u.strip()]
+    if not urls:
+        return "default", ""
+    results = [(url, probe_backend(url, str(valves.get("API_KEY") or ""))) for url in urls]
+    bad = [(url, result) for url, result in results if result != "ok"]
+    summary = "ok" if not bad else f"{len(results) - len(bad)}/{len(results)} ok"
+    problem = f"backend {bad[0][0]} {bad[0][1]} (checked from this machine)" if bad else ""
+    return summary, problem
+
+
+def check_all(client: OpenWebUIClient, built: list[Built]) -> list[Row]:
+    installed = client.functions()
+    models = client.models()
+    return [check_function(client, item, installed.get(item.spec.id), models) for item in built]
+
+
+def print_table(rows: list[Row], out: Any = None) -> None:
+    header = ("function", "type", "state", "version", "source", "models", "backend")
+    table = [header] + [(r.function_id, r.type, r.state, r.version, r.source, r.models, r.backend) for r in rows]
+    widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
+    for line in table:
+        print("  " + "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip(), file=out or sys.stdout)
+
+
+def print_tasks(client: OpenWebUIClient, out: Any = None) -> None:
+    current = client.task_config()
+    on = [TASK_FLAGS[flag] for flag in TASK_FLAGS if current.get(flag)]
+    print(f"  background tasks on: {', '.join(on) if on else 'none'}", file=out or sys.stdout)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    raise UsageError("demo: not written yet")
+
+
+# ---------------------------------------------------------------------------
+# The command line
+# ---------------------------------------------------------------------------
+
+
+def connect(args: argparse.Namespace) -> tuple[OpenWebUIClient, str]:
+    """A client with an admin token, and Open WebUI's version; fails in one line."""
+    url = args.url.rstrip("/")
+    if not urlsplit(url).scheme.startswith("http") or not urlsplit(url).netloc:
+        raise UsageError(f"--url {args.url!r} is not an http(s) URL")
+    token = args.token or os.environ.get("OPENWEBUI_TOKEN", "")
+    if not token and args.email and args.password:
+        token = OpenWebUIClient.sign_in(url, args.email, args.password)
+    if not token:
+        raise UsageError("no admin token: pass --token, set OPENWEBUI_TOKEN, or use --email and --password")
+    client = OpenWebUIClient(url, token)
+    return client, client.check_admin()
+
+
+def verify(client: OpenWebUIClient, built: list[Built]) -> int:
+    rows = check_all(client, built)
+    print()
+    print_table(rows)
+    print_tasks(client)
+    problems = [row.problem for row in rows if row.problem]
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    config = load_config(args.config) if args.config else {}
+    valves = merge_valves(config, parse_sets(args.set or []))
+    built = build_all()
+    client, version = connect(args)
+    dry = " (dry run: nothing is written)" if args.dry_run else ""
+    print(f"Installing r1relay into Open WebUI {version} at {client.url}{dry}")
+    options = InstallOptions(valves, args.keep_tasks, args.overwrite_valves, args.enable_direct_connections, args.dry_run)
+    Installer(client, options).run(built)
+    return 0 if args.dry_run else verify(client, built)
+
+
+def cmd_uninstall(args: argparse.Namespace) -> int:
+    client, version = connect(args)
+    print(f"Removing r1relay from Open WebUI {version} at {client.url}")
+    return uninstall(client)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    client, version = connect(args)
+    built = build_all()
+    print(f"Open WebUI {version} at {client.url}; 'source' compares with this checkout's build")
+    rows = check_all(client, built)
+    print()
+    print_table(rows)
+    print_tasks(client)
+    saved = saved_tasks(client.functions())
+    if saved:
+        print("  uninstall restores: " + (", ".join(TASK_FLAGS[f] for f, on in saved.items() if on and f in TASK_FLAGS) or "all off"))
+    for problem in (row.problem for row in rows if row.problem):
+        print(f"  problem: {problem}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    for path in export(args.dir):
+        print(f"wrote {path}")
+    return 0
+
+
+def _add_connection_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", required=True, help="Open WebUI's address, e.g. http://localhost:8080")
+    parser.add_argument("--token", help="an admin's API key or JWT (default: $OPENWEBUI_TOKEN)")
+    parser.add_argument("--email", help="sign in as this admin instead of passing a token")
+    parser.add_argument("--password", help="the admin's password (with --email)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="install.py", description=(__doc__ or "").splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    install_cmd = commands.add_parser("install", help="create or update the functions, set valves, quiet background tasks")
+    _add_connection_args(install_cmd)
+    install_cmd.add_argument("--config", type=Path, help="valves as TOML or JSON keyed by function id (see configs/)")
+    install_cmd.add_argument("--set", action="append", metavar="FUNCTION_ID.VALVE=VALUE", help="one valve; repeatable")
+    install_cmd.add_argument("--keep-tasks", action="store_true", help="leave title/tags/follow-up/query generation as they are")
+    install_cmd.add_argument("--overwrite-valves", action="store_true", help="replace valves an admin changed by hand")
+    install_cmd.add_argument("--enable-direct-connections", action="store_true", help="let users add their own backends")
+    install_cmd.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    install_cmd.set_defaults(run=cmd_install)
+    for name, run, text in (
+        ("uninstall", cmd_uninstall, "remove the functions and restore the background task settings"),
+        ("status", cmd_status, "what is installed, versions, source vs this checkout, backend health"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        _add_connection_args(sub)
+        sub.set_defaults(run=run)
     export_cmd = commands.add_parser("export", help="write the built functions and functions.json into DIR")
     export_cmd.add_argument("dir", type=Path)
-    args = parser.parse_args(argv)
-    if args.command == "export":
-        try:
-            for path in export(args.dir):
-                print(f"wrote {path}")
-        except BuildError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-    return 0
+    export_cmd.set_defaults(run=cmd_export)
+    demo_cmd = commands.add_parser("demo", help="run Open WebUI with r1relay and a tiny local R1 model on this machine")
+    demo_cmd.add_argument("--port", type=int, default=8080, help="Open WebUI's port on 127.0.0.1")
+    demo_cmd.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (UsageError, OpenWebUIError, BuildError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":
