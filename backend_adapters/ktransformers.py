@@ -1,0 +1,335 @@
+"""The adapter for KTransformers servers: the built-in one, SGLang's `kt run`, and hand-written wrappers.
+
+All three speak "OpenAI-ish" on `/v1/chat/completions`, each bent differently:
+the built-in server sends no role chunk, reasoning raw in `content` (opening
+with `"<think>\\n"` under `--force_think`, else with no opening tag), flat
+`{"object":"error",…}` errors and a plain-text 500 for a bad API key; hand-
+written FastAPI wrappers answer even a streaming request with ONE JSON
+completion. The openai SDK hides the response's content type and silently
+yields nothing for a JSON body, so this adapter uses httpx directly: it looks
+at the content type, decodes SSE with our own decoder, and turns either shape
+into the same events. Reasoning fields (`reasoning_content`, SGLang's parser)
+pass through; raw text goes through the think splitter.
+
+Generation on these servers does not stop when the client leaves, but closing
+the connection is still what frees the client's slot and lets the server's
+`check_client_link` stop sending, so the HTTP response is closed in a
+`finally` that also runs on cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import weakref
+from collections.abc import AsyncIterator
+
+import httpx
+
+from backend_adapters.backend_config import BackendConfig
+from backend_adapters.chat_request import ChatRequest
+from backend_adapters.errors import BackendError, ErrorContext, describe, safe_url, status_message
+from backend_adapters.events import Content, Error, Event, Finish, Reasoning, Status, Usage
+from backend_adapters.model_families import starts_in_thinking
+from backend_adapters.openai_compat import mark_down, mark_up, openai_base_url, urls_in_turn
+from backend_adapters.sse import aiter_sse
+from backend_adapters.think_splitter import ThinkSplitter
+
+KT_MODELS_TTL = 60.0
+# The text a bare `assert` failure becomes behind Starlette: KTransformers' API-key check.
+KT_KEY_HINT = "KTransformers answers a wrong or missing API key this way, so check the API_KEY valve"
+
+_kt_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, httpx.AsyncClient]] = (
+    weakref.WeakKeyDictionary()
+)
+_kt_model_lists: dict[tuple, tuple[float, list[str]]] = {}
+
+
+def kt_client(config: BackendConfig) -> httpx.AsyncClient:
+    """A pooled client per event loop and timeout setting (connect and per-read timeouts, not a total)."""
+    key = (config.connect_timeout, config.read_timeout, config.verify_tls)
+    per_loop = _kt_clients.setdefault(asyncio.get_running_loop(), {})
+    client = per_loop.get(key)
+    if client is None:
+        client = per_loop[key] = httpx.AsyncClient(
+            timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout), verify=config.verify_tls
+        )
+    return client
+
+
+def kt_headers(config: BackendConfig) -> dict[str, str]:
+    return {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+
+
+def text_only_messages(messages: list[dict]) -> list[dict]:
+    """KTransformers' `Message.content` is a plain string: list content (text parts) is joined."""
+    out = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            text = "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+            message = {**message, "content": text}
+        elif content is None:
+            message = {**message, "content": ""}
+        out.append(message)
+    return out
+
+
+def error_detail(body: object) -> str:
+    """The human part of an error body: flat (KTransformers), nested (OpenAI) or FastAPI's `detail`."""
+    if isinstance(body, dict):
+        inner = body.get("error")
+        if isinstance(inner, dict):
+            return str(inner.get("message") or "")
+        if isinstance(inner, str):
+            return inner
+        detail = body.get("message") or body.get("detail")
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            return str(detail[0].get("msg") or "")
+        return str(detail or "")
+    return ""
+
+
+def inline_error(obj: dict) -> str | None:
+    """An error sent with a 200: `{"error":…}` (OpenAI-style) or `{"object":"error",…}` (KTransformers)."""
+    if obj.get("error") or obj.get("object") == "error":
+        return error_detail(obj) or "no details"
+    return None
+
+
+async def kt_status_error(response: httpx.Response, ctx: ErrorContext) -> str:
+    """One sentence for an HTTP error status, reading (a bounded amount of) the error body."""
+    raw = await response.aread()
+    text = raw[:4000].decode("utf-8", "replace")
+    media = response.headers.get("content-type", "").split(";")[0].strip()
+    try:
+        detail = error_detail(json.loads(text))
+    except ValueError:
+        detail = "" if media == "text/html" else text
+    message = status_message(response.status_code, detail, ctx)
+    if response.status_code == 500 and media == "text/plain":
+        message = message.rstrip(".") + f"; {KT_KEY_HINT}."
+    return message
+
+
+def completion_parts(obj: dict) -> tuple[str, str]:
+    """(reasoning field, raw text) of one non-streamed answer, whatever its shape.
+
+    Hand-written servers return OpenAI's chat.completion, a legacy completion,
+    or their own `{"response": …}`-like object.
+    """
+    choices = obj.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        choice = choices[0]
+        message = choice.get("message") or {}
+        if isinstance(message, dict) and ("content" in message or "reasoning_content" in message):
+            reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
+            return str(reasoning), str(message.get("content") or "")
+        return "", str(choice.get("text") or "")
+    message = obj.get("message")
+    if isinstance(message, dict):
+        return str(message.get("thinking") or ""), str(message.get("content") or "")
+    for key in ("response", "text", "content", "generated_text", "output", "answer"):
+        if isinstance(obj.get(key), str):
+            return "", obj[key]
+    return "", ""
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """A backend's error text, cut to fit in one sentence."""
+    text = " ".join(text.split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if text.endswith((".", "!", "?", "…")) else text + "."
+
+
+def usage_of(obj: dict) -> Usage | None:
+    usage = obj.get("usage")
+    if isinstance(usage, dict):
+        return Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+    if obj.get("done") and ("eval_count" in obj or "prompt_eval_count" in obj):  # Ollama routes
+        return Usage(obj.get("prompt_eval_count"), obj.get("eval_count"))
+    return None
+
+
+class KTransformersAdapter:
+    """Streams chat completions from a KTransformers deployment (one or more replica URLs)."""
+
+    def __init__(self, config: BackendConfig, force_think: bool = False) -> None:
+        self.config = config
+        self.force_think = force_think
+
+    def _starts_in_thinking(self, model: str) -> bool:
+        if self.force_think and self.config.think_start != "no":
+            return True  # `<think>\n` was pre-filled, by the server or by us
+        return starts_in_thinking(model, self.config.think_start)
+
+    async def list_models(self) -> list[str]:
+        """Ids from `/v1/models` (a list, or `{"data": [...]}` in newer releases), cached briefly."""
+        key = (self.config.base_urls, self.config.api_key)
+        cached = _kt_model_lists.get(key)
+        if cached and time.monotonic() - cached[0] < KT_MODELS_TTL:
+            return cached[1]
+        ids: list[str] = []
+        failure: Exception | None = None
+        client = kt_client(self.config)
+        for url in self.config.base_urls:
+            ctx = ErrorContext(url=url, secrets=self.config.secrets)
+            try:
+                response = await client.get(
+                    f"{openai_base_url(url)}/models",
+                    headers=kt_headers(self.config),
+                    timeout=httpx.Timeout(10.0, connect=self.config.connect_timeout),
+                )
+                if response.status_code >= 400:
+                    raise BackendError(await kt_status_error(response, ctx))
+                body = response.json()
+                entries = body.get("data", []) if isinstance(body, dict) else body
+                for entry in entries if isinstance(entries, list) else []:
+                    model_id = entry.get("id") or entry.get("name") if isinstance(entry, dict) else None
+                    if model_id and model_id not in ids:
+                        ids.append(str(model_id))
+            except Exception as exc:  # one dead replica must not hide the others' models
+                failure = exc
+        if not ids and failure is not None:
+            if cached:
+                return cached[1]
+            raise failure
+        _kt_model_lists[key] = (time.monotonic(), ids)
+        return ids
+
+    def payload(self, request: ChatRequest) -> dict:
+        body: dict = {
+            "model": request.model,
+            "messages": text_only_messages(request.messages),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            **request.params,
+            **request.extra,
+        }
+        if self.force_think:
+            body["force_think"] = True  # read by hand-written servers; the built-in one takes --force_think
+        return body
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
+        config = self.config
+        client = kt_client(config)
+        last_failure: Exception | None = None
+        ctx = ErrorContext(model=request.model, read_timeout=config.read_timeout, secrets=config.secrets)
+        for url in urls_in_turn(config.base_urls):
+            ctx = ErrorContext(url=url, model=request.model, read_timeout=config.read_timeout, secrets=config.secrets)
+            yield Status(f"Waiting for {safe_url(url)} (a long prompt can take minutes before the first token)…")
+            outgoing = client.build_request(
+                "POST", f"{openai_base_url(url)}/chat/completions", json=self.payload(request), headers=kt_headers(config)
+            )
+            try:
+                response = await client.send(outgoing, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                mark_down(url)  # never reached the server: another replica may take it
+                last_failure = exc
+                continue
+            except Exception as exc:
+                yield Error(describe(exc, ctx))
+                return
+            mark_up(url)
+            try:
+                if response.status_code >= 400:
+                    yield Error(describe(BackendError(await kt_status_error(response, ctx)), ctx))
+                    return
+                async for event in self._events(response, request, ctx):
+                    yield event
+            finally:
+                await response.aclose()  # also on cancel (Stop): the server's check_client_link sees us go
+            return
+        assert last_failure is not None
+        yield Error(describe(last_failure, ctx))
+
+    async def _events(self, response: httpx.Response, request: ChatRequest, ctx: ErrorContext) -> AsyncIterator[Event]:
+        splitter = ThinkSplitter(self._starts_in_thinking(request.model))
+        finish = Finish(None)
+        media = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        try:
+            if media == "application/json":
+                events = self._json_body(await response.aread(), splitter, ctx)
+            else:
+                events = self._sse_body(response, splitter, ctx)
+            async for event in events:
+                if isinstance(event, Finish):
+                    finish = event  # after the held-back text
+                else:
+                    yield event
+        except Exception as exc:
+            for event in splitter.flush():
+                yield event
+            yield Error(describe(exc, ctx))
+            return
+        for event in splitter.flush():
+            yield event
+        yield finish
+
+    async def _json_body(self, raw: bytes, splitter: ThinkSplitter, ctx: ErrorContext) -> AsyncIterator[Event]:
+        """A hand-written server's one JSON answer to a streaming request, as the same events."""
+        obj = json.loads(raw)
+        if not isinstance(obj, dict):
+            raise BackendError(f"The backend at {safe_url(ctx.url)} answered with JSON that holds no answer text.")
+        error = inline_error(obj)
+        if error is not None:
+            raise BackendError(f"The backend at {safe_url(ctx.url)} reported an error: {one_line(error)}")
+        reasoning, text = completion_parts(obj)
+        if not reasoning and not text:
+            raise BackendError(f"The backend at {safe_url(ctx.url)} answered with JSON that holds no answer text.")
+        if reasoning:
+            yield Reasoning(reasoning)
+            if text:
+                yield Content(text)
+        else:
+            for event in splitter.feed(text):
+                yield event
+        usage = usage_of(obj)
+        if usage is not None:
+            yield usage
+        choices = obj.get("choices") or [{}]
+        yield Finish(choices[0].get("finish_reason") if isinstance(choices[0], dict) else None)
+
+    async def _sse_body(self, response: httpx.Response, splitter: ThinkSplitter, ctx: ErrorContext) -> AsyncIterator[Event]:
+        """OpenAI-style chunks (built-in server, SGLang) or NDJSON lines (Ollama routes)."""
+        structured = False  # the server separates reasoning itself: content is all answer
+        finish: str | None = None
+        async for sse in aiter_sse(response.aiter_bytes()):
+            if sse.data.strip() == "[DONE]":
+                break
+            if not sse.data.strip():
+                continue
+            obj = json.loads(sse.data)
+            if not isinstance(obj, dict):
+                continue
+            error = inline_error(obj)
+            if error is not None:
+                raise BackendError(f"The backend at {safe_url(ctx.url)} failed mid-answer: {one_line(error)}")
+            usage = usage_of(obj)
+            if usage is not None:
+                yield usage
+            reasoning, text = "", ""
+            choices = obj.get("choices")
+            if isinstance(choices, list):
+                if not choices or not isinstance(choices[0], dict):
+                    continue
+                choice = choices[0]
+                delta = choice.get("delta") or {}
+                reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+                text = delta.get("content") or choice.get("text") or ""
+                finish = choice.get("finish_reason") or finish
+            else:
+                reasoning, text = completion_parts(obj)
+                if obj.get("done") is True:
+                    finish = finish or "stop"
+            if reasoning:
+                structured = True
+                yield Reasoning(reasoning)
+            if text:
+                if structured:
+                    yield Content(text)
+                else:
+                    for event in splitter.feed(text):
+                        yield event
+        yield Finish(finish)
