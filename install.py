@@ -14,7 +14,12 @@ import hashlib
 import json
 import os
 import re
+import secrets
+import signal
+import socket
+import subprocess
 import sys
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -749,8 +754,183 @@ def print_tasks(client: OpenWebUIClient, out: Any = None) -> None:
     print(f"  background tasks on: {', '.join(on) if on else 'none'}", file=out or sys.stdout)
 
 
+# ---------------------------------------------------------------------------
+# demo: Open WebUI + the reference backends on a tiny local R1-shaped model
+# ---------------------------------------------------------------------------
+
+DEMO_DIR = REPO / ".cache" / "demo"
+DEMO_EMAIL = "admin@example.com"
+OPEN_WEBUI_ENV = {
+    "OFFLINE_MODE": "true",
+    "HF_HUB_OFFLINE": "1",
+    "ENABLE_OLLAMA_API": "false",
+    "ENABLE_OPENAI_API": "false",
+    "ENABLE_VERSION_UPDATE_CHECK": "false",
+    "SCARF_NO_ANALYTICS": "true",
+    "DO_NOT_TRACK": "true",
+    "ANONYMIZED_TELEMETRY": "false",
+}
+
+
+def free_port(preferred: int = 0) -> int:
+    """`preferred` when nothing listens there, else any free loopback port."""
+    for port in (preferred, 0) if preferred else (0,):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise UsageError("no free TCP port on 127.0.0.1")
+
+
+def _remembered(path: Path, make: Any) -> str:
+    """A value kept in a file under .cache/demo, so a second demo run reuses the same data."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class Children:
+    """The demo's servers: started in their own sessions, stopped together (newest first)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.running: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+
+    def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_dir / f"{name}.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                command, stdout=sink, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **(env or {})}, start_new_session=True
+            )
+        self.running.append((name, process, log))
+
+    def wait_until_up(self, name: str, url: str, timeout: float = 300.0) -> None:
+        """Poll `url` until it answers 200; a child that exits first is reported with its log."""
+        process, log = next((p, log) for n, p, log in self.running if n == name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise UsageError(f"{name} exited with code {process.returncode}; see {log}")
+            try:
+                if requests.get(url, timeout=2).ok:
+                    return
+            except requests.exceptions.RequestException:
+                pass
+            time.sleep(0.5)
+        raise UsageError(f"{name} did not come up at {url} in {timeout:.0f} s; see {log}")
+
+    def first_exited(self) -> str | None:
+        for name, process, log in self.running:
+            if process.poll() is not None:
+                return f"{name} exited with code {process.returncode}; see {log}"
+        return None
+
+    def stop_all(self) -> None:
+        for _, process, _ in reversed(self.running):
+            if process.poll() is None:
+                process.terminate()
+        for _, process, _ in reversed(self.running):
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def demo_admin_token(url: str, password: str) -> str:
+    """Sign in as the demo admin, creating it (the first sign-up is an admin) on a fresh DATA_DIR."""
+    try:
+        return OpenWebUIClient.sign_in(url, DEMO_EMAIL, password)
+    except OpenWebUIError:
+        pass
+    response = _call(requests.post, f"{url}/api/v1/auths/signup", json={"name": "Demo Admin", "email": DEMO_EMAIL, "password": password})
+    if not response.ok:
+        raise UsageError(f"cannot create the demo admin ({_detail(response)}); delete {DEMO_DIR} to start over")
+    return str(response.json()["token"])
+
+
+def demo_valves(serve_port: int, flask_port: int) -> ValveValues:
+    """The bundle pointed at this machine's reference backends."""
+    wanted: ValveValues = {
+        "r1relay_vllm": {
+            "BASE_URLS": f"http://127.0.0.1:{serve_port}/v1",
+            "MODELS": "tiny-r1",  # transformers serve's /v1/models fails without a hub cache
+            "NAME_PREFIX": "transformers serve: ",
+        },
+        "r1relay_flask": {"BASE_URLS": f"http://127.0.0.1:{flask_port}", "MODELS": "tiny-r1", "NAME_PREFIX": "Flask: "},
+    }
+    known = {spec.id for spec in FUNCTIONS}
+    return {fid: valves for fid, valves in wanted.items() if fid in known}
+
+
+def set_default_model(client: OpenWebUIClient, model_id: str) -> None:
+    config = client.request("GET", "/api/v1/configs/models")
+    client.request("POST", "/api/v1/configs/models", {**config, "DEFAULT_MODELS": model_id})
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run_demo(port: int) -> int:
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the children too, like Ctrl-C
+    bin_dir = Path(sys.executable).parent
+    if not (bin_dir / "open-webui").exists():
+        raise UsageError(f"open-webui is not installed next to {sys.executable}: run `make demo`")
+    print("Making the tiny R1-shaped model (seconds, once) …")
+    made = subprocess.run([sys.executable, str(REPO / "examples" / "make_tiny_r1.py")], capture_output=True, text=True)
+    if made.returncode != 0:
+        raise UsageError(f"examples/make_tiny_r1.py failed: {(made.stderr.strip().splitlines() or ['?'])[-1]}")
+    model_dir = REPO / ".cache" / "models" / "tiny-r1"
+    ui_port, serve_port, flask_port = free_port(port), free_port(), free_port()
+    url = f"http://127.0.0.1:{ui_port}"
+    password = _remembered(DEMO_DIR / "admin-password", lambda: secrets.token_urlsafe(12))
+    secret_key = _remembered(DEMO_DIR / "secret-key", lambda: secrets.token_urlsafe(32))
+    children = Children(DEMO_DIR / "logs")
+    try:
+        print(f"Starting transformers serve, the Flask server and Open WebUI (logs in {children.log_dir}) …")
+        children.start("transformers-serve", [str(bin_dir / "transformers"), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(serve_port), "--device", "cpu"])
+        children.start("flask", [sys.executable, str(REPO / "examples" / "flask_r1_server.py"), "--model", str(model_dir), "--port", str(flask_port)])
+        ui_env = {**OPEN_WEBUI_ENV, "DATA_DIR": str(DEMO_DIR / "data"), "WEBUI_SECRET_KEY": secret_key}
+        children.start("open-webui", [str(bin_dir / "open-webui"), "serve", "--host", "127.0.0.1", "--port", str(ui_port)], ui_env)
+        children.wait_until_up("transformers-serve", f"http://127.0.0.1:{serve_port}/health")
+        children.wait_until_up("flask", f"http://127.0.0.1:{flask_port}/health")
+        children.wait_until_up("open-webui", f"{url}/health")
+        client = OpenWebUIClient(url, demo_admin_token(url, password))
+        print("Installing r1relay …")
+        built = build_all()
+        Installer(client, InstallOptions(valves=demo_valves(serve_port, flask_port), overwrite_valves=True)).run(built)
+        switch_off_unconfigured(client, built, demo_valves(serve_port, flask_port))
+        if "r1relay_vllm" in demo_valves(serve_port, flask_port):
+            set_default_model(client, "r1relay_vllm.tiny-r1")
+        verify(client, built)
+        print(f"\nOpen WebUI is ready: {url}\n  email:    {DEMO_EMAIL}\n  password: {password}\nPress Ctrl-C to stop.")
+        while (problem := children.first_exited()) is None:
+            time.sleep(1)
+        raise UsageError(problem)
+    except KeyboardInterrupt:
+        print("\nStopping …")
+        return 0
+    finally:
+        children.stop_all()
+
+
+def switch_off_unconfigured(client: OpenWebUIClient, built: list[Built], valves: ValveValues) -> None:
+    """Pipes with no backend in the demo would only add an 'unavailable' entry to the model picker."""
+    installed = client.functions()
+    for item in built:
+        if item.spec.type == "pipe" and item.spec.id not in valves and installed.get(item.spec.id, {}).get("is_active"):
+            client.toggle(item.spec.id)
+            print(f"  {item.spec.id}: switched off for the demo (no such backend on this machine)")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    raise UsageError("demo: not written yet")
+    return run_demo(args.port)
 
 
 # ---------------------------------------------------------------------------
