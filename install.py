@@ -700,16 +700,17 @@ def check_function(client: OpenWebUIClient, item: Built, function: dict | None, 
     version = str(((function.get("meta") or {}).get("manifest") or {}).get("version", "?"))
     source = "matches" if function.get("content") == item.content else "differs"
     row = Row(fid, item.spec.type, ", ".join(flags), version, source, "-", "-")
-    if item.spec.type != "pipe":
-        return row
     valves = client.valves(fid)
-    configured = bool(valves.get("BASE_URLS") or valves.get("MODELS"))
+    if item.spec.type != "pipe":
+        row.backend, row.problem = describe_backends(valves) if valves.get("BASE_URL") else ("-", "")
+        return row
     row.models, model_problem = describe_models(fid, models)
+    if not (valves.get("BASE_URLS") or valves.get("MODELS")):
+        row.backend = "not configured"  # its defaults may still work; nothing to hold it to
+        return row
     row.backend, backend_problem = describe_backends(valves)
-    if configured:
+    if function.get("is_active"):
         row.problem = model_problem or backend_problem
-    elif not valves.get("BASE_URLS"):
-        row.backend = "not configured"
     return row
 
 
@@ -724,7 +725,8 @@ def describe_models(fid: str, models: list[dict]) -> tuple[str, str]:
 
 
 def describe_backends(valves: dict) -> tuple[str, str]:
-    urls = [u.strip() for u in str(valves.get("BASE_URLS", "")).replace("\n", ",").split(",") if u.strip()]
+    listed = valves.get("BASE_URLS") or valves.get("BASE_URL") or ""
+    urls = [u.strip() for u in str(listed).replace("\n", ",").split(",") if u.strip()]
     if not urls:
         return "default", ""
     results = [(url, probe_backend(url, str(valves.get("API_KEY") or ""))) for url in urls]
