@@ -44,6 +44,7 @@ class FunctionSpec:
 FUNCTIONS = (
     FunctionSpec("r1relay_vllm", "pipes/vllm.py", "pipe"),
     FunctionSpec("r1relay_think_fix", "functions/think_fix.py", "filter"),
+    FunctionSpec("r1relay_context_fit", "functions/context_fit.py", "filter"),
     FunctionSpec("r1relay_ktransformers", "pipes/ktransformers.py", "pipe"),
 )
 
