@@ -11,18 +11,31 @@ messages, each `{id, role, content, info, timestamp, output?}`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import itertools
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
 import types
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import install
 from tests.emulators.vllm import DEFAULT_SCRIPT, VLLMEmulator
+from tests.emulators.vllm_variants import VLLMWithCORS
 from tests.support.built import load_function_source
 
 R1 = "deepseek-ai/DeepSeek-R1"
@@ -311,3 +324,186 @@ async def test_outlet_leaves_well_formed_replies_alone(think_fix) -> None:
     for body in (outlet_body(ANSWER), outlet_body("Quoting </think> here.", stored)):
         before = copy.deepcopy(body)
         assert await make_filter(think_fix).outlet(body=body, __model__=connection_model(R1)) == before
+
+
+# ---- in a real Open WebUI and a real browser ----
+# Self-contained (tests/support/openwebui.py had not landed when these were written): one server per
+# module, the vLLM emulator streaming bare `</think>` as plain content, both filters active and global.
+
+OPEN_WEBUI = Path(sys.executable).parent / "open-webui"
+CHROMIUM = Path("/usr/bin/chromium")
+EMAIL, PASSWORD = "admin@example.com", "think-fix-test-pw"
+DIRECT_MODEL = "deepseek-r1-distill-qwen-7b"
+
+needs_open_webui = pytest.mark.skipif(not OPEN_WEBUI.exists(), reason="open-webui is not installed")
+needs_browser = pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")
+
+
+@dataclass
+class RealOpenWebUI:
+    url: str
+    token: str
+    direct: VLLMEmulator
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def real_open_webui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealOpenWebUI]:
+    if not OPEN_WEBUI.exists():
+        pytest.skip("open-webui is not installed")
+    admin_backend = VLLMEmulator(reasoning_field="none", token_delay=0.02).start()
+    direct_backend = VLLMWithCORS(reasoning_field="none", token_delay=0.02, models=(DIRECT_MODEL,)).start()
+    data = tmp_path_factory.mktemp("open-webui")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data),
+        "OFFLINE_MODE": "true",
+        "HF_HUB_OFFLINE": "1",
+        "ENABLE_OLLAMA_API": "false",
+        "ENABLE_OPENAI_API": "false",
+        "ENABLE_VERSION_UPDATE_CHECK": "false",
+        "WEBUI_SECRET_KEY": secrets.token_hex(16),
+    }
+    with (data / "server.log").open("wb") as log:
+        server = subprocess.Popen(
+            [str(OPEN_WEBUI), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            if server.poll() is not None:
+                pytest.fail(f"open-webui exited; see {data / 'server.log'}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        signup = {"name": "Admin", "email": EMAIL, "password": PASSWORD}
+        token = httpx.post(f"{url}/api/v1/auths/signup", json=signup, timeout=30).json()["token"]
+        ui = RealOpenWebUI(url, token, direct_backend)
+        connection = {
+            "ENABLE_OPENAI_API": True,
+            "OPENAI_API_BASE_URLS": [admin_backend.base_url],
+            "OPENAI_API_KEYS": [""],
+            "OPENAI_API_CONFIGS": {"0": {"enable": True}},
+        }
+        httpx.post(f"{url}/openai/config/update", headers=ui.headers, json=connection, timeout=30).raise_for_status()
+        for spec in install.FUNCTIONS:
+            if spec.type == "filter":
+                form = {
+                    "id": spec.id,
+                    "name": spec.id,
+                    "content": install.build_function(spec),
+                    "meta": {"description": spec.id},
+                }
+                httpx.post(
+                    f"{url}/api/v1/functions/create", headers=ui.headers, json=form, timeout=60
+                ).raise_for_status()
+                for switch in ("toggle", "toggle/global"):
+                    httpx.post(f"{url}/api/v1/functions/id/{spec.id}/{switch}", headers=ui.headers, timeout=30)
+        direct = {"ENABLE_DIRECT_CONNECTIONS": True, "ENABLE_BASE_MODELS_CACHE": False}
+        httpx.post(f"{url}/api/v1/configs/connections", headers=ui.headers, json=direct, timeout=30).raise_for_status()
+        settings = httpx.get(f"{url}/api/v1/users/user/settings", headers=ui.headers, timeout=30).json() or {}
+        settings["ui"] = {
+            **(settings.get("ui") or {}),
+            "directConnections": {
+                "OPENAI_API_BASE_URLS": [direct_backend.base_url],
+                "OPENAI_API_KEYS": [""],
+                "OPENAI_API_CONFIGS": {"0": {"enable": True}},
+            },
+        }
+        httpx.post(f"{url}/api/v1/users/user/settings/update", headers=ui.headers, json=settings, timeout=30)
+        yield ui
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        admin_backend.stop()
+        direct_backend.stop()
+
+
+@needs_open_webui
+def test_real_open_webui_api_stream_carries_reasoning_separately(real_open_webui: RealOpenWebUI) -> None:
+    body = {"model": R1, "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
+    reasoning = content = ""
+    with httpx.stream(
+        "POST", f"{real_open_webui.url}/api/chat/completions", headers=real_open_webui.headers, json=body, timeout=60
+    ) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                parsed = json.loads(line[6:])
+                for choice in parsed.get("choices") or []:
+                    reasoning += choice["delta"].get("reasoning_content") or ""
+                    content += choice["delta"].get("content") or ""
+    assert (reasoning.strip(), content) == (REASONING, ANSWER)
+
+
+def _browser_answer(ui: RealOpenWebUI, model: str) -> str:
+    """Log in, ask `model` in a new chat, return the text of the messages pane once the answer is there."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=[*args, "--disable-sync", "--no-first-run"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{ui.url}/auth")
+            page.fill("input[type=email]", EMAIL)
+            page.fill("input[type=password]", PASSWORD)
+            page.keyboard.press("Enter")
+            page.wait_for_url(lambda url: "/auth" not in url, timeout=60_000)
+            page.goto(f"{ui.url}/?model={model}")
+            page.wait_for_selector("#chat-input", timeout=60_000)
+            for label in ("Okay, Let's Go!", "Close"):  # the release-notes modal of a first login
+                button = page.get_by_role("button", name=label)
+                if button.count():
+                    with contextlib.suppress(Exception):
+                        button.first.click(timeout=2_000)
+            page.click("#chat-input")
+            page.keyboard.type("Hi there")
+            page.keyboard.press("Enter")
+            page.wait_for_function(
+                "() => { const m = document.querySelector('#messages-container');"
+                " return m && m.innerText.includes('How can I help you today?') && m.innerText.includes('Thought for'); }",
+                timeout=90_000,
+            )
+            return page.inner_text("#messages-container")
+        finally:
+            browser.close()
+
+
+@needs_open_webui
+@needs_browser
+def test_real_browser_admin_connection_shows_thought_block(real_open_webui: RealOpenWebUI) -> None:
+    text = _browser_answer(real_open_webui, R1)
+    assert "Thought for" in text and ANSWER in text
+    assert "</think>" not in text and "I should greet back" not in text
+
+
+@needs_open_webui
+@needs_browser
+def test_real_browser_direct_connection_shows_thought_block(real_open_webui: RealOpenWebUI) -> None:
+    before = len(real_open_webui.direct.requests)
+    text = _browser_answer(real_open_webui, DIRECT_MODEL)
+    assert len(real_open_webui.direct.requests) == before + 1, "the browser fetched the direct connection itself"
+    assert "Thought for" in text and ANSWER in text
+    assert "</think>" not in text and "I should greet back" not in text
