@@ -371,9 +371,11 @@ class OpenWebUIClient:
         except (ValueError, KeyError, TypeError):
             raise OpenWebUIError(f"{self.url} does not look like Open WebUI (GET /api/config answered HTTP {response.status_code})") from None
         response = _call(self.session.get, f"{self.url}/api/v1/functions/list", timeout=self.timeout)
+        if response.status_code in (401, 403) and "permission" in _detail(response).lower():
+            raise OpenWebUIError(f"Open WebUI at {self.url} accepted the token, but it is not an admin's")
         if response.status_code in (401, 403):
             raise OpenWebUIError(
-                f"Open WebUI at {self.url} rejected the token ({_detail(response)}): use an admin's API key or JWT"
+                f"Open WebUI at {self.url} rejected the token (HTTP {response.status_code}): use an admin's API key or JWT"
             )
         _raise_for(response, "GET /api/v1/functions/list")
         return version

@@ -1,0 +1,385 @@
+"""install.py: configs, valve planning and the command line, then the install flows against a real Open WebUI."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import requests
+
+import install
+from tests.emulators.vllm import VLLMEmulator
+from tests.support.built import load_function_source
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = sorted((REPO / "configs").glob("*.toml"))
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "install.py"), *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=120
+    )
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def valve_schemas() -> dict[str, dict]:
+    """Each built function's Valves JSON schema, as Open WebUI's /valves/spec would give it."""
+    schemas = {}
+    for spec in install.FUNCTIONS:
+        module = load_function_source(spec.id, install.build_function(spec))
+        owner = module.Pipe if spec.type == "pipe" else module.Filter
+        schemas[spec.id] = owner.Valves.model_json_schema()
+    return schemas
+
+
+# ---- --set and --config ----
+
+
+def test_set_arguments_become_valves_per_function() -> None:
+    assert install.parse_sets(["r1relay_vllm.BASE_URLS=http://a:8000/v1", "r1relay_vllm.MODELS=x=y"]) == {
+        "r1relay_vllm": {"BASE_URLS": "http://a:8000/v1", "MODELS": "x=y"}
+    }
+
+
+@pytest.mark.parametrize("bad", ["r1relay_vllm=1", "BASE_URLS=1", "r1relay_vllm.BASE_URLS", ".X=1"])
+def test_malformed_set_argument_is_a_usage_error(bad: str) -> None:
+    with pytest.raises(install.UsageError, match="FUNCTION_ID.VALVE=VALUE"):
+        install.parse_sets([bad])
+
+
+def test_unknown_function_id_names_the_known_ones() -> None:
+    with pytest.raises(install.UsageError, match="r1relay_vllm"):
+        install.merge_valves({"r1relay_vlm": {"BASE_URLS": "x"}})
+
+
+def test_toml_config_reads_secrets_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[r1relay_vllm]\nAPI_KEY = "${MY_KEY}"\nBASE_URLS = ["http://a/v1", "http://b/v1"]\nMAX_CONCURRENCY = 4\n')
+    monkeypatch.setenv("MY_KEY", "sk-secret")
+    assert install.load_config(config) == {
+        "r1relay_vllm": {"API_KEY": "sk-secret", "BASE_URLS": "http://a/v1,http://b/v1", "MAX_CONCURRENCY": 4}
+    }
+    monkeypatch.delenv("MY_KEY")
+    with pytest.raises(install.UsageError, match="MY_KEY"):
+        install.load_config(config)
+
+
+def test_json_config_and_broken_files(tmp_path: Path) -> None:
+    good = tmp_path / "c.json"
+    good.write_text(json.dumps({"r1relay_vllm": {"MODELS": "a"}}))
+    assert install.load_config(good) == {"r1relay_vllm": {"MODELS": "a"}}
+    broken = tmp_path / "b.toml"
+    broken.write_text("[r1relay_vllm\n")
+    with pytest.raises(install.UsageError, match="not valid TOML"):
+        install.load_config(broken)
+    flat = tmp_path / "f.toml"
+    flat.write_text('BASE_URLS = "x"\n')
+    with pytest.raises(install.UsageError, match="keyed by function id"):
+        install.load_config(flat)
+
+
+def test_values_are_coerced_to_the_valve_types(valve_schemas: dict[str, dict]) -> None:
+    schema = valve_schemas["r1relay_vllm"]
+    assert install.coerce_valve("r1relay_vllm", "MAX_CONCURRENCY", "4", schema) == 4
+    assert install.coerce_valve("r1relay_vllm", "REQUEST_TIMEOUT", 30, schema) == 30.0
+    assert install.coerce_valve("r1relay_vllm", "VERIFY_TLS", "off", schema) is False
+    assert install.coerce_valve("r1relay_vllm", "MODELS", "7", schema) == "7"
+    with pytest.raises(install.UsageError, match="must be a integer"):
+        install.coerce_valve("r1relay_vllm", "MAX_CONCURRENCY", "four", schema)
+    with pytest.raises(install.UsageError, match="no valve BASE_URL "):
+        install.coerce_valve("r1relay_vllm", "BASE_URL", "x", schema)
+
+
+def test_password_inputs_are_recognised_as_secrets(valve_schemas: dict[str, dict]) -> None:
+    assert "API_KEY" in install.secret_valves(valve_schemas["r1relay_vllm"])
+    assert install.show_values({"API_KEY": "sk-123", "MODELS": "m"}, {"API_KEY"}) == "API_KEY=••••, MODELS=m"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_shipped_configs_fit_the_built_functions(config: Path, valve_schemas: dict[str, dict], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("VLLM_API_KEY", "R1_API_KEY"):
+        monkeypatch.setenv(name, "from-env")
+    for function_id, valves in install.merge_valves(install.load_config(config)).items():
+        coerced = {k: install.coerce_valve(function_id, k, v, valve_schemas[function_id]) for k, v in valves.items()}
+        spec = next(s for s in install.FUNCTIONS if s.id == function_id)
+        module = load_function_source(function_id, install.build_function(spec))
+        (module.Pipe if spec.type == "pipe" else module.Filter).Valves(**coerced)  # Open WebUI would accept them
+
+
+# ---- which valves install writes ----
+
+
+def test_first_install_sets_every_wanted_valve() -> None:
+    plan = install.plan_valves("f", {"A": 1, "B": "x"}, current={}, applied={}, overwrite=False)
+    assert plan.updates == {"A": 1, "B": "x"} and not plan.kept
+    assert set(plan.applied) == {"A", "B"}
+
+
+def test_values_install_set_before_are_updated_when_the_config_changes() -> None:
+    first = install.plan_valves("f", {"A": 1}, current={}, applied={}, overwrite=False)
+    second = install.plan_valves("f", {"A": 2}, current={"A": 1}, applied=first.applied, overwrite=False)
+    assert second.updates == {"A": 2}
+
+
+def test_a_value_changed_by_hand_is_kept_unless_overwriting() -> None:
+    first = install.plan_valves("f", {"A": 1}, current={}, applied={}, overwrite=False)
+    kept = install.plan_valves("f", {"A": 1}, current={"A": 5}, applied=first.applied, overwrite=False)
+    assert kept.updates == {} and kept.kept == ["A"] and kept.applied == first.applied
+    replaced = install.plan_valves("f", {"A": 1}, current={"A": 5}, applied=first.applied, overwrite=True)
+    assert replaced.updates == {"A": 1}
+
+
+def test_an_admins_value_install_never_set_counts_as_changed_by_hand() -> None:
+    plan = install.plan_valves("f", {"A": 1}, current={"A": 3}, applied={}, overwrite=False)
+    assert plan.kept == ["A"]
+
+
+def test_fingerprints_do_not_contain_the_value() -> None:
+    print_ = install.fingerprint("r1relay_vllm", "API_KEY", "sk-very-secret")
+    assert "secret" not in print_ and len(print_) == 16
+    assert print_ != install.fingerprint("r1relay_vllm", "API_KEY", "sk-other")
+
+
+# ---- the command line fails in one clear line ----
+
+
+def test_unreachable_url_is_one_line_and_exit_code_1() -> None:
+    result = run_cli("install", "--url", f"http://127.0.0.1:{closed_port()}", "--token", "sk-x")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "cannot reach Open WebUI" in result.stderr and "sk-x" not in result.stderr
+
+
+def test_missing_token_says_how_to_give_one() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENWEBUI_TOKEN"}
+    result = run_cli("status", "--url", "http://127.0.0.1:9", env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: no admin token: pass --token, set OPENWEBUI_TOKEN, or use --email and --password"
+
+
+def test_bad_set_argument_fails_before_touching_the_network() -> None:
+    result = run_cli("install", "--url", f"http://127.0.0.1:{closed_port()}", "--token", "t", "--set", "nope")
+    assert result.returncode == 1 and "FUNCTION_ID.VALVE=VALUE" in result.stderr
+
+
+def test_export_still_writes_an_importable_bundle(tmp_path: Path) -> None:
+    result = run_cli("export", str(tmp_path))
+    assert result.returncode == 0
+    manifest = json.loads((tmp_path / "functions.json").read_text())
+    assert [f["id"] for f in manifest] == [s.id for s in install.FUNCTIONS]
+
+
+# ---------------------------------------------------------------------------
+# Against a real Open WebUI (one fresh server for this module: install changes global settings)
+# ---------------------------------------------------------------------------
+
+MODEL = "r1relay_vllm.deepseek-ai/DeepSeek-R1"
+BACKEND_KEY = "sk-backend-secret-123"
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[VLLMEmulator]:
+    emulator = VLLMEmulator(api_key=BACKEND_KEY).start()
+    yield emulator
+    emulator.stop()
+
+
+def cli(ui: Any, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, "--url", ui.url, "--token", token or ui.token)
+
+
+def install_cli(ui: Any, backend: VLLMEmulator, *extra: str) -> subprocess.CompletedProcess[str]:
+    result = cli(
+        ui, "install", "--set", f"r1relay_vllm.BASE_URLS={backend.base_url}", "--set", f"r1relay_vllm.API_KEY={BACKEND_KEY}", *extra
+    )
+    assert BACKEND_KEY not in result.stdout + result.stderr
+    return result
+
+
+def admin(ui: Any) -> install.OpenWebUIClient:
+    return install.OpenWebUIClient(ui.url, ui.token)
+
+
+def task_flags(ui: Any) -> dict[str, bool]:
+    config = admin(ui).task_config()
+    return {flag: config[flag] for flag in install.TASK_FLAGS}
+
+
+def send_like_the_browser(ui: Any, model: str, text: str = "Hello there") -> dict:
+    """A new chat's first message as Open WebUI's Chat.svelte sends it (socket session, background tasks
+    asked for), then wait until the chat's task, and the tasks it fires afterwards, have finished."""
+    client = admin(ui)
+    user_id, answer_id = str(uuid.uuid4()), str(uuid.uuid4())
+    user_message = {"id": user_id, "parentId": None, "childrenIds": [answer_id], "role": "user", "content": text, "models": [model]}
+    started = client.request(
+        "POST",
+        "/api/chat/completions",
+        {
+            "stream": True,
+            "model": model,
+            "messages": [{"role": "user", "content": text}],
+            "params": {},
+            "features": {},
+            "session_id": f"test-{uuid.uuid4().hex[:8]}",
+            "id": answer_id,
+            "parent_id": None,
+            "user_message": user_message,
+            "background_tasks": {"title_generation": True, "tags_generation": True, "follow_up_generation": True},
+        },
+    )
+    chat_id = started["chat_id"]
+    wait_for(lambda: not client.request("GET", f"/api/tasks/chat/{chat_id}")["task_ids"], "the chat task to finish")
+    chat = client.request("GET", f"/api/v1/chats/{chat_id}")
+    return chat["chat"]["history"]["messages"][answer_id]
+
+
+def wait_for(condition: Any, what: str, attempts: int = 600) -> None:
+    """Poll a condition (a bound on attempts, not a timing assertion)."""
+    for _ in range(attempts):
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A fresh Open WebUI with an admin: `.url`, `.token`."""
+    data_dir = tmp_path_factory.mktemp("openwebui-install")
+    port = closed_port()
+    env = {**os.environ, **install.OPEN_WEBUI_ENV, "DATA_DIR": str(data_dir), "WEBUI_SECRET_KEY": "test-secret"}
+    env.pop("OPENWEBUI_TOKEN", None)
+    command = [str(Path(sys.executable).parent / "open-webui"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with (data_dir / "server.log").open("wb") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: server.poll() is not None or _answers(f"{url}/health"), "Open WebUI to start", attempts=3000)
+        assert server.poll() is None, (data_dir / "server.log").read_text()[-3000:]
+        signup = {"name": "Admin", "email": "admin@example.com", "password": "admin-password-1"}
+        token = requests.post(f"{url}/api/v1/auths/signup", json=signup, timeout=60).json()["token"]
+        yield SimpleNamespace(url=url, token=token)
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def test_fresh_install_creates_activates_and_quiets_background_tasks(ui: Any, backend: VLLMEmulator) -> None:
+    cli(ui, "uninstall")
+    result = install_cli(ui, backend)
+    assert result.returncode == 0, result.stderr
+    for spec in install.FUNCTIONS:
+        assert f"{spec.id}: created" in result.stdout
+    installed = admin(ui).functions()
+    for spec in install.FUNCTIONS:
+        assert installed[spec.id]["is_active"]
+        assert installed[spec.id]["is_global"] == (spec.type == "filter")
+        assert installed[spec.id]["content"] == install.build_function(spec)
+    assert not any(task_flags(ui).values())
+    assert MODEL in {m["id"] for m in admin(ui).models()}
+    assert admin(ui).valves("r1relay_vllm")["API_KEY"] == BACKEND_KEY
+    assert "API_KEY=••••" in result.stdout
+
+
+def test_second_install_changes_nothing_and_says_so(ui: Any, backend: VLLMEmulator) -> None:
+    install_cli(ui, backend)
+    before = admin(ui).functions()
+    result = install_cli(ui, backend)
+    assert result.returncode == 0, result.stderr
+    assert "Nothing changed" in result.stdout
+    after = admin(ui).functions()
+    assert {k: (f["version_id"], f["updated_at"]) for k, f in after.items()} == {
+        k: (f["version_id"], f["updated_at"]) for k, f in before.items()
+    }
+
+
+def test_a_valve_changed_by_hand_survives_reinstall(ui: Any, backend: VLLMEmulator) -> None:
+    install_cli(ui, backend, "--set", "r1relay_vllm.MAX_CONCURRENCY=4")
+    client = admin(ui)
+    client.update_valves("r1relay_vllm", {**client.valves("r1relay_vllm"), "MAX_CONCURRENCY": 2})  # as Admin > Functions does
+    kept = install_cli(ui, backend, "--set", "r1relay_vllm.MAX_CONCURRENCY=4")
+    assert kept.returncode == 0, kept.stderr
+    assert "kept MAX_CONCURRENCY (changed by hand" in kept.stdout
+    assert client.valves("r1relay_vllm")["MAX_CONCURRENCY"] == 2
+    replaced = install_cli(ui, backend, "--set", "r1relay_vllm.MAX_CONCURRENCY=4", "--overwrite-valves")
+    assert "MAX_CONCURRENCY=4" in replaced.stdout
+    assert client.valves("r1relay_vllm")["MAX_CONCURRENCY"] == 4
+
+
+def test_after_install_one_message_is_one_backend_request(ui: Any, backend: VLLMEmulator) -> None:
+    assert install_cli(ui, backend).returncode == 0
+    backend.requests.clear()
+    answer = send_like_the_browser(ui, MODEL)
+    assert answer["done"] and "Hello! How can I help you today?" in answer["content"]
+    assert len(backend.requests) == 1
+    assert backend.requests[0]["body"]["stream"] is True
+
+
+def test_with_keep_tasks_the_background_tasks_still_hit_the_backend(ui: Any, backend: VLLMEmulator) -> None:
+    cli(ui, "uninstall")  # restores Open WebUI's own defaults: titles, tags, follow-ups on
+    assert install_cli(ui, backend, "--keep-tasks").returncode == 0
+    backend.requests.clear()
+    send_like_the_browser(ui, MODEL)
+    wait_for(lambda: len(backend.requests) >= 3, "title, tags and follow-up requests")
+    assert len(backend.requests) > 1
+    cli(ui, "uninstall")
+
+
+def test_uninstall_removes_the_functions_and_restores_the_task_settings(ui: Any, backend: VLLMEmulator) -> None:
+    cli(ui, "uninstall")
+    client = admin(ui)
+    mixed = {flag: i % 2 == 0 for i, flag in enumerate(install.TASK_FLAGS)}  # not Open WebUI's defaults
+    client.update_task_config(mixed)
+    assert install_cli(ui, backend).returncode == 0
+    assert not any(task_flags(ui).values())
+    result = cli(ui, "uninstall")
+    assert result.returncode == 0, result.stderr
+    assert not set(client.functions()) & {spec.id for spec in install.FUNCTIONS}
+    assert task_flags(ui) == mixed
+    assert "nothing to remove" in cli(ui, "uninstall").stdout
+
+
+def test_status_compares_installed_sources_with_this_checkout(ui: Any, backend: VLLMEmulator) -> None:
+    install_cli(ui, backend)
+    result = cli(ui, "status")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip().startswith("r1relay_")}
+    assert set(rows) == {spec.id for spec in install.FUNCTIONS}
+    assert all(" matches " in row for row in rows.values())
+    assert "1 listed" in rows["r1relay_vllm"] and " ok" in rows["r1relay_vllm"]
+
+
+def test_a_bad_token_is_one_clear_line_and_exit_code_1(ui: Any) -> None:
+    result = cli(ui, "install", token="sk-not-a-real-key")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.strip() == (
+        f"error: Open WebUI at {ui.url} rejected the token (HTTP 401): use an admin's API key or JWT"
+    )
