@@ -1,0 +1,207 @@
+"""Render an OpenAI-style chat into one prompt string, for servers that take a prompt, not a chat.
+
+Why: a Flask/FastAPI `/generate` app hands our prompt straight to the model, so the chat must
+be rendered exactly as the model's own tokenizer template would render it; any drift (a missing
+BOS, a newline too many, thinking left in old turns) degrades a small model's answers. Each
+template here mirrors a real Hugging Face chat template, byte for byte, with
+`add_generation_prompt=True`; tests/test_chat_templates.py proves it against the Jinja text.
+
+- `deepseek-r1`: DeepSeek-R1 and its distills. BOS, all system prompts first (joined by a blank
+  line), `<｜User｜>`/`<｜Assistant｜>` turns, assistant turns cut to what follows `</think>`,
+  `<｜end▁of▁sentence｜>` after each assistant turn, and the prompt ends `<｜Assistant｜><think>\\n`,
+  so the model's output starts inside its thinking (bare `…</think>answer`).
+- `qwq`: QwQ-32B. ChatML; thinking dropped from earlier assistant turns; ends
+  `<|im_start|>assistant\\n<think>\\n` (also pre-filled thinking).
+- `chatml`: the same ChatML rendering with a plain `<|im_start|>assistant\\n` generation prompt,
+  for Qwen-family models that open `<think>` themselves.
+- `llama3`: Meta-Llama-3-Instruct: `<|begin_of_text|>` then
+  `<|start_header_id|>role<|end_header_id|>\\n\\ncontent<|eot_id|>` per message (content trimmed).
+- `plain`: `System: …\\nUser: …\\nAssistant: …` lines ending `Assistant:`, for base models and
+  home-made servers with no template; thinking is dropped from assistant turns.
+
+Content may be a string or a list of OpenAI content parts (text parts are kept, joined by a
+newline; images are dropped). Names are prefixed so the installer can inline this module.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+TEMPLATES: tuple[str, ...] = ("deepseek-r1", "qwq", "chatml", "llama3", "plain")
+# Templates whose prompt ends inside an open `<think>` block: the output has `</think>` but no opener.
+CHAT_TEMPLATES_PREFILLING_THINK: tuple[str, ...] = ("deepseek-r1", "qwq")
+
+_R1_BOS = "<｜begin▁of▁sentence｜>"
+_R1_EOS = "<｜end▁of▁sentence｜>"
+_R1_USER = "<｜User｜>"
+_R1_ASSISTANT = "<｜Assistant｜>"
+_R1_CALLS_BEGIN = "<｜tool▁calls▁begin｜>"
+_R1_CALLS_END = "<｜tool▁calls▁end｜>"
+_R1_CALL_BEGIN = "<｜tool▁call▁begin｜>"
+_R1_CALL_END = "<｜tool▁call▁end｜>"
+_R1_SEP = "<｜tool▁sep｜>"
+_R1_OUTPUTS_BEGIN = "<｜tool▁outputs▁begin｜>"
+_R1_OUTPUTS_END = "<｜tool▁outputs▁end｜>"
+_R1_OUTPUT_BEGIN = "<｜tool▁output▁begin｜>"
+_R1_OUTPUT_END = "<｜tool▁output▁end｜>"
+_CT_THINK_CLOSE = "</think>"
+
+
+def chat_template_text(content: Any) -> str:
+    """The text of a message's content: a string as is, text parts of a list joined, else ''."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and part.get("type", "text") == "text" and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+        return "\n".join(texts)
+    return str(content)
+
+
+def _ct_after_thinking(text: str) -> str:
+    """What R1/QwQ templates keep of an old assistant turn: everything after the last `</think>`."""
+    return text.split(_CT_THINK_CLOSE)[-1] if _CT_THINK_CLOSE in text else text
+
+
+def _ct_tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
+    calls = message.get("tool_calls")
+    return [c for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+
+
+def _ct_call_parts(call: dict[str, Any]) -> tuple[str, str, str]:
+    """(type, name, arguments-as-string) of an OpenAI tool call."""
+    function = call.get("function") or {}
+    arguments = function.get("arguments", "")
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    return str(call.get("type", "function")), str(function.get("name", "")), arguments
+
+
+def _render_deepseek_r1(messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
+    """DeepSeek-R1's tokenizer_config chat template, step for step (including its tool quirks)."""
+    systems = [chat_template_text(m.get("content")) for m in messages if m.get("role") == "system"]
+    out = [_R1_BOS, "\n\n".join(systems)]
+    is_tool, is_first_call, is_output_first = False, False, True
+    for message in messages:
+        role = message.get("role")
+        content = chat_template_text(message.get("content"))
+        if role == "user":
+            is_tool = False
+            out.append(_R1_USER + content)
+        elif role == "assistant" and _ct_tool_calls(message):
+            is_tool = False
+            for call in _ct_tool_calls(message):
+                kind, name, arguments = _ct_call_parts(call)
+                body = f"{_R1_CALL_BEGIN}{kind}{_R1_SEP}{name}\n```json\n{arguments}\n```{_R1_CALL_END}"
+                if not is_first_call:
+                    # The template never resets this flag: later tool-calling turns lose their header.
+                    lead = _R1_ASSISTANT if message.get("content") is None else _R1_ASSISTANT + content
+                    out.append(lead + _R1_CALLS_BEGIN + body)
+                    is_first_call = True
+                else:
+                    out.append("\n" + body)
+            out.append(_R1_CALLS_END + _R1_EOS)
+        elif role == "assistant":
+            if is_tool:
+                out.append(_R1_OUTPUTS_END + content + _R1_EOS)
+                is_tool = False
+            else:
+                out.append(_R1_ASSISTANT + _ct_after_thinking(content) + _R1_EOS)
+        elif role == "tool":
+            is_tool = True
+            if is_output_first:
+                out.append(_R1_OUTPUTS_BEGIN + _R1_OUTPUT_BEGIN + content + _R1_OUTPUT_END)
+                is_output_first = False
+            else:
+                out.append(_R1_OUTPUT_BEGIN + content + _R1_OUTPUT_END)
+    if is_tool:
+        out.append(_R1_OUTPUTS_END)
+    if add_generation_prompt and not is_tool:
+        out.append(_R1_ASSISTANT + "<think>\n")
+    return "".join(out)
+
+
+def _render_qwen_chatml(messages: list[dict[str, Any]], add_generation_prompt: bool, generation_prompt: str) -> str:
+    """QwQ-32B's chat template (ChatML) without tool definitions; only the generation prompt varies."""
+    out: list[str] = []
+    if messages and messages[0].get("role") == "system":
+        out.append("<|im_start|>system\n" + chat_template_text(messages[0].get("content")) + "<|im_end|>\n")
+    last = len(messages) - 1
+    for index, message in enumerate(messages):
+        role = message.get("role")
+        content = chat_template_text(message.get("content"))
+        if role == "user" or (role == "system" and index != 0):
+            out.append(f"<|im_start|>{role}\n{content}<|im_end|>\n")
+        elif role == "assistant":
+            if index != last:
+                content = content.split(_CT_THINK_CLOSE)[-1].lstrip("\n")
+            calls = _ct_tool_calls(message)
+            if not calls:
+                out.append(f"<|im_start|>assistant\n{content}<|im_end|>\n")
+                continue
+            out.append("<|im_start|>assistant" + ("\n" + content if message.get("content") else ""))
+            for call in calls:
+                _, name, arguments = _ct_call_parts(call)
+                out.append(
+                    f'\n<tool_call>\n{{"name": "{name}", "arguments": {json.dumps(arguments, ensure_ascii=False)}}}\n</tool_call>'
+                )
+            out.append("<|im_end|>\n")
+        elif role == "tool":
+            if index == 0 or messages[index - 1].get("role") != "tool":
+                out.append("<|im_start|>user")
+            out.append(f"\n<tool_response>\n{content}\n</tool_response>")
+            if index == last or messages[index + 1].get("role") != "tool":
+                out.append("<|im_end|>\n")
+    if add_generation_prompt:
+        out.append(generation_prompt)
+    return "".join(out)
+
+
+def _render_llama3(messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
+    """Meta-Llama-3-Instruct's template: BOS on the first message, every content `trim`med."""
+    out = []
+    for index, message in enumerate(messages):
+        turn = (
+            f"<|start_header_id|>{message.get('role')}<|end_header_id|>\n\n"
+            f"{chat_template_text(message.get('content')).strip()}<|eot_id|>"
+        )
+        out.append(("<|begin_of_text|>" if index == 0 else "") + turn)
+    if add_generation_prompt:
+        out.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    return "".join(out)
+
+
+def _render_plain(messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
+    """Readable `Role: text` lines for models with no chat template; old thinking is left out."""
+    lines = []
+    for message in messages:
+        role = str(message.get("role") or "user")
+        content = chat_template_text(message.get("content"))
+        if role == "assistant":
+            content = _ct_after_thinking(content).lstrip("\n")
+        lines.append(f"{role[:1].upper()}{role[1:]}: {content}")
+    if add_generation_prompt:
+        lines.append("Assistant:")
+    return "\n".join(lines)
+
+
+def render_prompt(messages: list[dict[str, Any]], template: str, *, add_generation_prompt: bool = True) -> str:
+    """The prompt string for `messages` under the named template (one of `TEMPLATES`)."""
+    if template == "deepseek-r1":
+        return _render_deepseek_r1(messages, add_generation_prompt)
+    if template == "qwq":
+        return _render_qwen_chatml(messages, add_generation_prompt, "<|im_start|>assistant\n<think>\n")
+    if template == "chatml":
+        return _render_qwen_chatml(messages, add_generation_prompt, "<|im_start|>assistant\n")
+    if template == "llama3":
+        return _render_llama3(messages, add_generation_prompt)
+    if template == "plain":
+        return _render_plain(messages, add_generation_prompt)
+    raise ValueError(f"Unknown chat template {template!r}; choose one of: {', '.join(TEMPLATES)}.")
