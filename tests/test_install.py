@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -259,10 +260,12 @@ def wait_for(condition: Any, what: str, attempts: int = 600) -> None:
     raise AssertionError(f"gave up waiting for {what}")
 
 
-@pytest.fixture(scope="module")
-def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A fresh Open WebUI with an admin: `.url`, `.token`."""
-    data_dir = tmp_path_factory.mktemp("openwebui-install")
+ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "admin-password-1"
+
+
+@contextlib.contextmanager
+def running_open_webui(data_dir: Path) -> Iterator[SimpleNamespace]:
+    """A fresh `open-webui serve` on a free port with its first (admin) user: `.url`, `.token`."""
     port = closed_port()
     env = {**os.environ, **install.OPEN_WEBUI_ENV, "DATA_DIR": str(data_dir), "WEBUI_SECRET_KEY": "test-secret"}
     env.pop("OPENWEBUI_TOKEN", None)
@@ -273,7 +276,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     try:
         wait_for(lambda: server.poll() is not None or _answers(f"{url}/health"), "Open WebUI to start", attempts=3000)
         assert server.poll() is None, (data_dir / "server.log").read_text()[-3000:]
-        signup = {"name": "Admin", "email": "admin@example.com", "password": "admin-password-1"}
+        signup = {"name": "Admin", "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
         token = requests.post(f"{url}/api/v1/auths/signup", json=signup, timeout=60).json()["token"]
         yield SimpleNamespace(url=url, token=token)
     finally:
@@ -282,6 +285,13 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             server.wait(30)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+    """One fresh Open WebUI for this module: install changes its global settings."""
+    with running_open_webui(tmp_path_factory.mktemp("openwebui-install")) as server:
+        yield server
 
 
 def _answers(url: str) -> bool:
