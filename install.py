@@ -765,6 +765,14 @@ def print_tasks(client: OpenWebUIClient, out: Any = None) -> None:
 
 DEMO_DIR = REPO / ".cache" / "demo"
 DEMO_EMAIL = "admin@example.com"
+# For every demo server: no hub look-ups, no telemetry, no update checks.
+DEMO_OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "HF_HUB_DISABLE_UPDATE_CHECK": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 OPEN_WEBUI_ENV = {
     "OFFLINE_MODE": "true",
     "HF_HUB_OFFLINE": "1",
@@ -810,7 +818,12 @@ class Children:
         log = self.log_dir / f"{name}.log"
         with log.open("wb") as sink:
             process = subprocess.Popen(
-                command, stdout=sink, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **(env or {})}, start_new_session=True
+                command,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env={**os.environ, **DEMO_OFFLINE_ENV, **(env or {})},
+                start_new_session=True,
             )
         self.running.append((name, process, log))
 

@@ -393,3 +393,38 @@ def test_a_bad_token_is_one_clear_line_and_exit_code_1(ui: Any) -> None:
     assert result.stderr.strip() == (
         f"error: Open WebUI at {ui.url} rejected the token (HTTP 401): use an admin's API key or JWT"
     )
+
+
+def test_dry_run_says_what_would_change_and_writes_nothing(ui: Any, backend: VLLMEmulator) -> None:
+    cli(ui, "uninstall")
+    before = task_flags(ui)
+    result = install_cli(ui, backend, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "dry run" in result.stdout and "r1relay_vllm: created" in result.stdout
+    assert not set(admin(ui).functions()) & {spec.id for spec in install.FUNCTIONS}
+    assert task_flags(ui) == before
+
+
+def test_direct_connections_are_turned_on_when_asked(ui: Any, backend: VLLMEmulator) -> None:
+    client = admin(ui)
+    client.request("POST", "/api/v1/configs/connections", {**client.request("GET", "/api/v1/configs/connections"), "ENABLE_DIRECT_CONNECTIONS": False})
+    result = install_cli(ui, backend, "--enable-direct-connections")
+    assert result.returncode == 0, result.stderr
+    assert "Settings > Connections" in result.stdout
+    assert client.request("GET", "/api/v1/configs/connections")["ENABLE_DIRECT_CONNECTIONS"] is True
+
+
+def test_sign_in_with_email_and_password(ui: Any) -> None:
+    result = run_cli("status", "--url", ui.url, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+    assert result.returncode == 0, result.stderr
+    wrong = run_cli("status", "--url", ui.url, "--email", ADMIN_EMAIL, "--password", "wrong-password")
+    assert wrong.returncode == 1 and wrong.stderr.count("\n") == 1 and "refused the sign-in" in wrong.stderr
+
+
+def test_a_users_token_is_refused_as_not_an_admins(ui: Any) -> None:
+    user = {"name": "User", "email": "user@example.com", "password": "user-password-1", "role": "user"}
+    admin(ui).request("POST", "/api/v1/auths/add", user)
+    token = install.OpenWebUIClient.sign_in(ui.url, user["email"], user["password"])
+    result = cli(ui, "install", token=token)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: Open WebUI at {ui.url} accepted the token, but it is not an admin's"
