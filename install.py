@@ -734,7 +734,7 @@ def describe_backends(valves: dict) -> tuple[str, str]:
         return "default", ""
     results = [(url, probe_backend(url, str(valves.get("API_KEY") or ""))) for url in urls]
     bad = [(url, result) for url, result in results if result != "ok"]
-    summary = "ok" if not bad else f"{len(results) - len(bad)}/{len(results)} ok"
+    summary = results[0][1] if len(results) == 1 else f"{len(results) - len(bad)}/{len(results)} ok"
     problem = f"backend {bad[0][0]} {bad[0][1]} (checked from this machine)" if bad else ""
     return summary, problem
 

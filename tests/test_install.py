@@ -428,3 +428,11 @@ def test_a_users_token_is_refused_as_not_an_admins(ui: Any) -> None:
     result = cli(ui, "install", token=token)
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: Open WebUI at {ui.url} accepted the token, but it is not an admin's"
+
+
+def test_a_backend_that_does_not_answer_fails_the_check(ui: Any) -> None:
+    dead = f"http://127.0.0.1:{closed_port()}/v1"
+    result = cli(ui, "install", "--set", f"r1relay_vllm.BASE_URLS={dead}")
+    assert result.returncode == 1
+    assert "unreachable" in result.stdout
+    assert result.stderr.startswith("error: r1relay_vllm: vLLM: unavailable: ")
