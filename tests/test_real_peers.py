@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -149,3 +150,21 @@ def test_flask_reference_server(flask_backend: FlaskBackend) -> None:
     assert re.search(r'^r1_requests_total\{endpoint="stream"\} [2-9]', metrics, re.M)
     assert int(re.search(r"^r1_tokens_total (\d+)", metrics, re.M).group(1)) >= body["tokens_used"]
     assert re.search(r"^r1_requests_in_flight 0$", metrics, re.M)
+
+
+def test_flask_reference_server_stops_generating_when_the_client_leaves(flask_backend: FlaskBackend) -> None:
+    """Stop in Open WebUI closes the stream; the server must free the model, not finish 100k tokens."""
+    auth = {"X-API-Key": flask_backend.api_key}
+    endless = {"prompt": "<｜User｜>x", "max_tokens": 100_000}  # no EOS soon: hours if never cancelled
+    with httpx.Client(base_url=flask_backend.url, timeout=60) as http:
+        with http.stream("POST", "/stream", json=endless, headers=auth) as streamed:
+            first = next(streamed.iter_lines())
+            assert first.startswith("data:")
+            assert http.get("/health").json()["busy"] is True
+        for _ in range(300):  # bounded wait for the server to notice; a readiness poll, not a timing assert
+            if not http.get("/health").json()["busy"]:
+                break
+            time.sleep(0.1)
+        assert http.get("/health").json()["busy"] is False
+        after = http.post("/generate", json={"prompt": R1_PROMPT, "max_tokens": 64}, headers=auth)
+        assert R1_OUTPUT_SHAPE.fullmatch(after.json()["response"])
