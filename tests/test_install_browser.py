@@ -3,14 +3,17 @@
 One fresh Open WebUI for the module: first the exported functions.json goes through
 Admin > Functions > Import JSON (Open WebUI's own importer), then `install.py install`
 configures the same functions for a real backend (`transformers serve` on the tiny
-R1-shaped model) and a chat picked from the model picker shows the collapsed thinking.
-The chat is saved as docs/screenshot-chat.png for the README.
+R1-shaped model of tests/support/fixtures_models.py), and a chat picked from the model
+picker shows the collapsed thinking. That chat is the README's docs/screenshot-chat.png:
+written when missing, refreshed with R1RELAY_UPDATE_SCREENSHOTS=1 (a test run leaves the
+tree clean otherwise).
 """
 
 from __future__ import annotations
 
 import contextlib
-import subprocess
+import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,12 +24,11 @@ import pytest
 
 import install
 from tests.emulators.vllm import VLLMEmulator
+from tests.support.fixtures_models import TransformersServe
 from tests.test_install import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     REPO,
-    _answers,
-    closed_port,
     run_cli,
     running_open_webui,
     wait_for,
@@ -38,30 +40,6 @@ MODEL_NAME = "transformers serve: tiny-r1"  # NAME_PREFIX + MODELS below
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def tiny_r1_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`transformers serve` on the locally made tiny R1 model: a real OpenAI-compatible server."""
-    sys.path.insert(0, str(REPO / "examples"))
-    from make_tiny_r1 import make_tiny_r1
-
-    model_dir = make_tiny_r1(REPO / ".cache" / "models")
-    port = closed_port()
-    log_path = tmp_path_factory.mktemp("transformers-serve") / "serve.log"
-    command = [str(Path(sys.executable).parent / "transformers"), "serve", str(model_dir), "--host", "127.0.0.1"]
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [*command, "--port", str(port), "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: server.poll() is not None or _answers(f"{url}/health"), "transformers serve", attempts=1200)
-        assert server.poll() is None, log_path.read_text()[-2000:]
-        yield f"{url}/v1"
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +91,13 @@ def test_exported_functions_json_imports_through_the_admin_ui(ui: SimpleNamespac
         assert imported[spec.id]["content"] == install.build_function(spec)
 
 
-def test_chat_picked_from_the_model_picker_shows_collapsed_thinking(ui: SimpleNamespace, page: Any, tiny_r1_server: str) -> None:
+def test_chat_picked_from_the_model_picker_shows_collapsed_thinking(
+    ui: SimpleNamespace, page: Any, transformers_serve: TransformersServe, tmp_path: Path
+) -> None:
     sys.path.insert(0, str(REPO / "examples"))
     from make_tiny_r1 import TINY_R1_ANSWER, TINY_R1_REASONING
 
-    valves = [f"r1relay_vllm.BASE_URLS={tiny_r1_server}", "r1relay_vllm.MODELS=tiny-r1", "r1relay_vllm.NAME_PREFIX=transformers serve: "]
+    valves = [f"r1relay_vllm.BASE_URLS={transformers_serve.base_url}", "r1relay_vllm.MODELS=tiny-r1", "r1relay_vllm.NAME_PREFIX=transformers serve: "]
     installed = run_cli("install", "--url", ui.url, "--token", ui.token, *(arg for v in valves for arg in ("--set", v)))
     assert installed.returncode == 0, installed.stdout + installed.stderr
 
@@ -140,8 +120,10 @@ def test_chat_picked_from_the_model_picker_shows_collapsed_thinking(ui: SimpleNa
     assert "<think>" not in text and "</think>" not in text
     assert not page.get_by_text(TINY_R1_REASONING).first.is_visible()  # the thinking is collapsed
     page.locator("#chat-input").blur()
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT))
+    shot = tmp_path / "screenshot-chat.png"
+    page.screenshot(path=str(shot))
+    if not SCREENSHOT.exists() or os.environ.get("R1RELAY_UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(shot, SCREENSHOT)
 
 
 def test_a_message_sent_in_the_browser_reaches_the_backend_once(ui: SimpleNamespace, page: Any) -> None:
