@@ -1,0 +1,56 @@
+"""Fixtures for tests against a real Open WebUI and a real browser.
+
+- `openwebui`: one server for the whole session (skipped when open-webui is not installed).
+  Tests share it: register functions under ids of their own and restore global settings they change.
+- `fresh_openwebui`: a factory, `fresh_openwebui(env={...})` starts a server of the test's own.
+- `browser_page`: a Playwright page in a fresh chromium profile (skipped without chromium/playwright).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.browser import CHROMIUM, chromium_context
+from tests.support.openwebui import OPEN_WEBUI_BIN, OpenWebUI
+
+
+def _require_open_webui() -> None:
+    if not OPEN_WEBUI_BIN.exists():
+        pytest.skip(f"open-webui is not installed ({OPEN_WEBUI_BIN})")
+
+
+@pytest.fixture(scope="session")
+def openwebui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenWebUI]:
+    _require_open_webui()
+    with OpenWebUI(tmp_path_factory.mktemp("openwebui-shared")) as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_openwebui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., OpenWebUI]]:
+    _require_open_webui()
+    started: list[OpenWebUI] = []
+
+    def make(env: Mapping[str, str] | None = None) -> OpenWebUI:
+        server = OpenWebUI(tmp_path_factory.mktemp("openwebui-fresh"), env=env)
+        started.append(server)
+        return server.start()
+
+    try:
+        yield make
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def browser_page(tmp_path: Path) -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"no chromium at {CHROMIUM}")
+    pytest.importorskip("playwright.sync_api")
+    with chromium_context(tmp_path / "chromium-profile") as context:
+        yield context.pages[0] if context.pages else context.new_page()
