@@ -495,6 +495,7 @@ class InstallOptions:
     overwrite_valves: bool = False
     enable_direct_connections: bool = False
     dry_run: bool = False
+    switched_off: frozenset[str] = frozenset()  # functions to leave inactive (the demo's absent backends)
 
 
 @dataclass
@@ -600,6 +601,12 @@ class Installer:
         return {"id": item.spec.id, "name": item.name, "content": item.content, "meta": {**meta, "description": description, STATE_KEY: state}}
 
     def activate(self, item: Built, function: dict) -> None:
+        if item.spec.id in self.options.switched_off:
+            if function.get("is_active"):
+                self.change("switched off (no backend for it here)")
+                if not self.options.dry_run:
+                    self.client.toggle(item.spec.id)
+            return
         if not function.get("is_active"):
             self.change("activated")
             if not self.options.dry_run:
@@ -896,7 +903,8 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def run_demo(port: int) -> int:
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the children too, like Ctrl-C
+    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or `kill`: stop the children too
+        signal.signal(signum, _interrupt)
     bin_dir = Path(sys.executable).parent
     if not (bin_dir / "open-webui").exists():
         raise UsageError(f"open-webui is not installed next to {sys.executable}: run `make demo`")
@@ -922,10 +930,10 @@ def run_demo(port: int) -> int:
         client = OpenWebUIClient(url, demo_admin_token(url, password))
         print("Installing r1relay …")
         built = build_all()
-        Installer(client, InstallOptions(valves=demo_valves(serve_port, flask_port), overwrite_valves=True)).run(built)
-        switch_off_unconfigured(client, built, demo_valves(serve_port, flask_port))
-        if "r1relay_vllm" in demo_valves(serve_port, flask_port):
-            set_default_model(client, "r1relay_vllm.tiny-r1")
+        valves = demo_valves(serve_port, flask_port)
+        no_backend = frozenset(item.spec.id for item in built if item.spec.type == "pipe" and item.spec.id not in valves)
+        Installer(client, InstallOptions(valves=valves, overwrite_valves=True, switched_off=no_backend)).run(built)
+        set_default_model(client, "r1relay_vllm.tiny-r1")
         verify(client, built)
         print(f"\nOpen WebUI is ready: {url}\n  email:    {DEMO_EMAIL}\n  password: {password}\nPress Ctrl-C to stop.")
         while (problem := children.first_exited()) is None:
@@ -936,15 +944,6 @@ def run_demo(port: int) -> int:
         return 0
     finally:
         children.stop_all()
-
-
-def switch_off_unconfigured(client: OpenWebUIClient, built: list[Built], valves: ValveValues) -> None:
-    """Pipes with no backend in the demo would only add an 'unavailable' entry to the model picker."""
-    installed = client.functions()
-    for item in built:
-        if item.spec.type == "pipe" and item.spec.id not in valves and installed.get(item.spec.id, {}).get("is_active"):
-            client.toggle(item.spec.id)
-            print(f"  {item.spec.id}: switched off for the demo (no such backend on this machine)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
