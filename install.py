@@ -46,6 +46,7 @@ FUNCTIONS = (
     FunctionSpec("r1relay_think_fix", "functions/think_fix.py", "filter"),
     FunctionSpec("r1relay_context_fit", "functions/context_fit.py", "filter"),
     FunctionSpec("r1relay_ktransformers", "pipes/ktransformers.py", "pipe"),
+    FunctionSpec("r1relay_flask", "pipes/flask.py", "pipe"),
 )
 
 

@@ -46,8 +46,11 @@ _kt_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, ht
 _kt_model_lists: dict[tuple, tuple[float, list[str]]] = {}
 
 
-def kt_client(config: BackendConfig) -> httpx.AsyncClient:
-    """A pooled client per event loop and timeout setting (connect and per-read timeouts, not a total)."""
+def pooled_client(config: BackendConfig) -> httpx.AsyncClient:
+    """A pooled httpx client per event loop and timeout setting (connect and per-read timeouts, not a total).
+
+    Shared by the httpx-based adapters: pooling keeps connections warm across requests.
+    """
     key = (config.connect_timeout, config.read_timeout, config.verify_tls)
     per_loop = _kt_clients.setdefault(asyncio.get_running_loop(), {})
     client = per_loop.get(key)
@@ -98,17 +101,28 @@ def inline_error(obj: dict) -> str | None:
     return None
 
 
-async def kt_status_error(response: httpx.Response, ctx: ErrorContext) -> str:
-    """One sentence for an HTTP error status, reading (a bounded amount of) the error body."""
+def media_type(response: httpx.Response) -> str:
+    return response.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def http_status_error(response: httpx.Response, ctx: ErrorContext) -> str:
+    """One sentence for an HTTP error status, reading (a bounded amount of) the error body.
+
+    Shared by the httpx-based adapters (this one and the prompt-server one).
+    """
     raw = await response.aread()
     text = raw[:4000].decode("utf-8", "replace")
-    media = response.headers.get("content-type", "").split(";")[0].strip()
     try:
         detail = error_detail(json.loads(text))
     except ValueError:
-        detail = "" if media == "text/html" else text
-    message = status_message(response.status_code, detail, ctx)
-    if response.status_code == 500 and media == "text/plain":
+        detail = "" if media_type(response) == "text/html" else text
+    return status_message(response.status_code, detail, ctx)
+
+
+async def kt_status_error(response: httpx.Response, ctx: ErrorContext) -> str:
+    """Like `http_status_error`, naming the likely cause of KTransformers' bare plain-text 500."""
+    message = await http_status_error(response, ctx)
+    if response.status_code == 500 and media_type(response) == "text/plain":
         message = message.rstrip(".") + f"; {KT_KEY_HINT}."
     return message
 
@@ -172,7 +186,7 @@ class KTransformersAdapter:
             return cached[1]
         ids: list[str] = []
         failure: Exception | None = None
-        client = kt_client(self.config)
+        client = pooled_client(self.config)
         for url in self.config.base_urls:
             ctx = ErrorContext(url=url, secrets=self.config.secrets)
             try:
@@ -213,7 +227,7 @@ class KTransformersAdapter:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         config = self.config
-        client = kt_client(config)
+        client = pooled_client(config)
         last_failure: Exception | None = None
         ctx = ErrorContext(model=request.model, read_timeout=config.read_timeout, secrets=config.secrets)
         for url in urls_in_turn(config.base_urls):
@@ -247,9 +261,8 @@ class KTransformersAdapter:
     async def _events(self, response: httpx.Response, request: ChatRequest, ctx: ErrorContext) -> AsyncIterator[Event]:
         splitter = ThinkSplitter(self._starts_in_thinking(request.model))
         finish = Finish(None)
-        media = response.headers.get("content-type", "").split(";")[0].strip().lower()
         try:
-            if media == "application/json":
+            if media_type(response) == "application/json":
                 events = self._json_body(await response.aread(), splitter, ctx)
             else:
                 events = self._sse_body(response, splitter, ctx)
