@@ -79,6 +79,7 @@ class VLLMEmulator:
     keep_alive: bool = False
     requests: list[dict] = field(default_factory=list)
     disconnects: list[float] = field(default_factory=list)
+    refused_auth: list[str | None] = field(default_factory=list)  # Authorization headers of refused requests
     finished: int = 0
     _server: ThreadedServer | None = None
 
@@ -114,6 +115,7 @@ class VLLMEmulator:
     async def _auth(self, request: web.Request, handler):  # type: ignore[no-untyped-def]
         if self.api_key and request.path.startswith("/v1"):
             if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+                self.refused_auth.append(request.headers.get("Authorization"))
                 return web.json_response({"error": "Unauthorized"}, status=401)
         return await handler(request)
 
