@@ -557,7 +557,7 @@ class Installer:
         tasks = self.task_plan(installed)
         for item in built:
             self.install_function(item, installed.get(item.spec.id), tasks)
-        if tasks:
+        if not self.options.keep_tasks:
             self.turn_off_tasks()
         if self.options.enable_direct_connections:
             self.direct_connections()

@@ -436,3 +436,11 @@ def test_a_backend_that_does_not_answer_fails_the_check(ui: Any) -> None:
     assert result.returncode == 1
     assert "unreachable" in result.stdout
     assert result.stderr.startswith("error: r1relay_vllm: vLLM: unavailable: ")
+
+
+def test_keep_tasks_leaves_a_task_turned_back_on_by_hand(ui: Any, backend: VLLMEmulator) -> None:
+    assert install_cli(ui, backend).returncode == 0  # tasks off, previous values saved
+    admin(ui).update_task_config({"ENABLE_TITLE_GENERATION": True})
+    result = install_cli(ui, backend, "--keep-tasks")
+    assert result.returncode == 0, result.stderr
+    assert task_flags(ui)["ENABLE_TITLE_GENERATION"] is True
