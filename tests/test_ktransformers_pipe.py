@@ -194,8 +194,8 @@ async def test_cancel_while_waiting_leaves_the_queue(kt, builtin: KTransformersE
 
 
 async def test_cancelled_running_request_closes_its_connection_and_frees_the_slot(kt, builtin: KTransformersEmulator) -> None:
-    builtin.token_delay = 0.03
-    builtin.script = "word " * 60 + "</think>done"
+    builtin.token_delay = 0.02
+    builtin.script = "word " * 30 + "</think>done"
     pipe = make_pipe(kt, BASE_URLS=builtin.url)
     first = PipeRun()
     got_tokens = asyncio.Event()
@@ -223,3 +223,24 @@ async def test_cancelled_running_request_closes_its_connection_and_frees_the_slo
     assert second.content == "done" and not second.errors
     assert builtin.started == ["user 0", "user 1"]
     assert builtin.finished == 2  # the real server finishes the abandoned generation anyway, then serves the next
+
+
+async def test_stop_while_a_handwritten_server_is_still_generating_closes_the_request(kt, handwritten: KTransformersEmulator) -> None:
+    """No byte has arrived yet (the JSON comes at the end): Stop must still close the connection."""
+    handwritten.token_delay = 0.05
+    pipe = make_pipe(kt, BASE_URLS=handwritten.url, MODELS="my-kt-model")
+    run = PipeRun()
+    task = asyncio.create_task(run_pipe(pipe, kt, chat_body("r1relay_ktransformers.my-kt-model"), run=run))
+    for _ in range(500):
+        if handwritten.started:
+            break
+        await asyncio.sleep(0.01)
+    assert handwritten.started and not run.chunks
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(200):
+        if handwritten.disconnects:
+            break
+        await asyncio.sleep(0.02)
+    assert handwritten.disconnects, "the server never saw the request close"
