@@ -3,8 +3,8 @@
 DOM facts used here (Open WebUI 0.12.4 frontend, read from the shipped source maps):
 - the first admin login shows the release-notes modal (`ChangelogModal.svelte`, button "Okay, Let's Go!")
   whenever `settings.ui.version` differs from the server version;
-- a reply renders as `.chat-assistant`; its Copy button (`.copy-response-button`) exists only once
-  `message.done` is true (`ResponseMessage.svelte` `{#if message.done}`), and the composer shows a
+- a reply renders as `#message-{id}` holding a `.chat-assistant` body; its Copy button
+  (`.copy-response-button`, a sibling of that body) exists only once `message.done` is true (`ResponseMessage.svelte` `{#if message.done}`), and the composer shows a
   `button[aria-label="Stop"]` while any reply of the chat is active (`MessageInput.svelte`).
 """
 
@@ -32,7 +32,7 @@ ANSWER_TIMEOUT_MS = 120_000
 # True once the newest assistant message is finished (done, with or without an error) and nothing streams.
 _ANSWER_DONE_JS = """() => {
     const replies = document.querySelectorAll('#messages-container .chat-assistant');
-    const last = replies[replies.length - 1];
+    const last = replies.length ? replies[replies.length - 1].closest('[id^="message-"]') : null;
     if (!last || document.querySelector('button[aria-label="Stop"]')) return false;
     return !!last.querySelector('.copy-response-button');
 }"""
@@ -91,8 +91,9 @@ def wait_for_answer(page: Any, timeout_ms: int = ANSWER_TIMEOUT_MS) -> str:
 
 
 def last_answer(page: Any) -> Any:
-    """The newest `.chat-assistant` element as a Locator."""
-    return page.locator("#messages-container .chat-assistant").last
+    """The newest reply's `#message-{id}` element (thought block, answer, action buttons) as a Locator."""
+    body = page.locator("#messages-container .chat-assistant").last
+    return body.locator("xpath=ancestor::*[starts-with(@id, 'message-')][1]")
 
 
 def screenshot(page: Any, path: Path | str) -> Path:
