@@ -40,7 +40,7 @@ class SSEDecoder:
     def __init__(self, json_lines: bool = True) -> None:
         self._json_lines = json_lines
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._partial = ""  # text after the last line end
+        self._partial: list[str] = []  # pieces of text after the last line end (joined once a line ends)
         self._skip_lf = False  # the last read ended in CR: a leading LF completes that CRLF
         self._at_start = True  # a BOM is dropped only at the very start
         self._data: list[str] = []
@@ -55,9 +55,10 @@ class SSEDecoder:
     def close(self) -> list[ServerSentEvent]:
         """End of stream: per the spec an event without its blank line is discarded."""
         events = self._feed_text(self._text.decode(b"", final=True))
-        if self._partial and self._json_lines and not self._data and self._partial.lstrip().startswith("{"):
-            events.append(ServerSentEvent(self._partial.strip(), id=self._last_id))
-        self._partial = ""
+        rest = "".join(self._partial)
+        if rest and self._json_lines and not self._data and rest.lstrip().startswith("{"):
+            events.append(ServerSentEvent(rest.strip(), id=self._last_id))
+        self._partial = []
         self._data = []
         self._event = ""
         return events
@@ -71,7 +72,10 @@ class SSEDecoder:
         if self._skip_lf and text.startswith("\n"):
             text = text[1:]
         self._skip_lf = text.endswith("\r")
-        text = self._partial + text
+        if "\n" not in text and "\r" not in text:
+            self._partial.append(text)  # no line ends yet: O(1), so a long line costs O(its length) overall
+            return []
+        text = "".join(self._partial) + text
         events: list[ServerSentEvent] = []
         start = 0
         for end in _SSE_LINE_END.finditer(text):
@@ -79,7 +83,7 @@ class SSEDecoder:
             if event is not None:
                 events.append(event)
             start = end.end()
-        self._partial = text[start:]
+        self._partial = [text[start:]] if start < len(text) else []
         return events
 
     def _line(self, line: str) -> ServerSentEvent | None:
