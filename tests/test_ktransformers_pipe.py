@@ -244,3 +244,16 @@ async def test_stop_while_a_handwritten_server_is_still_generating_closes_the_re
             break
         await asyncio.sleep(0.02)
     assert handwritten.disconnects, "the server never saw the request close"
+
+
+@pytest.mark.parametrize("reasoning_field", ["none", "reasoning_content"])
+async def test_sglang_style_openai_stream_with_role_chunk_and_reasoning_field(kt, vllm_emulator, reasoning_field: str) -> None:
+    """`kt run` serves through SGLang: a standard OpenAI stream (role chunk; reasoning_content when its parser is on).
+
+    The vLLM emulator speaks that same standard shape.
+    """
+    vllm_emulator.reasoning_field = reasoning_field
+    pipe = make_pipe(kt, BASE_URLS=vllm_emulator.base_url)
+    run = await run_pipe(pipe, kt, chat_body("r1relay_ktransformers.deepseek-ai/DeepSeek-R1"))
+    assert (run.reasoning, run.content) == (REASONING, ANSWER)
+    assert run.usage and not run.errors
