@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -12,15 +11,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import requests
 
 import install
 from tests.emulators.vllm import VLLMEmulator
 from tests.support.built import load_function_source
+from tests.support.openwebui import OPEN_WEBUI_BIN, OpenWebUI
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((REPO / "configs").glob("*.toml"))
@@ -202,11 +200,11 @@ def backend() -> Iterator[VLLMEmulator]:
     emulator.stop()
 
 
-def cli(ui: Any, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+def cli(ui: OpenWebUI, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
     return run_cli(*args, "--url", ui.url, "--token", token or ui.token)
 
 
-def install_cli(ui: Any, backend: VLLMEmulator, *extra: str) -> subprocess.CompletedProcess[str]:
+def install_cli(ui: OpenWebUI, backend: VLLMEmulator, *extra: str) -> subprocess.CompletedProcess[str]:
     result = cli(
         ui, "install", "--set", f"r1relay_vllm.BASE_URLS={backend.base_url}", "--set", f"r1relay_vllm.API_KEY={BACKEND_KEY}", *extra
     )
@@ -214,16 +212,16 @@ def install_cli(ui: Any, backend: VLLMEmulator, *extra: str) -> subprocess.Compl
     return result
 
 
-def admin(ui: Any) -> install.OpenWebUIClient:
+def admin(ui: OpenWebUI) -> install.OpenWebUIClient:
     return install.OpenWebUIClient(ui.url, ui.token)
 
 
-def task_flags(ui: Any) -> dict[str, bool]:
+def task_flags(ui: OpenWebUI) -> dict[str, bool]:
     config = admin(ui).task_config()
     return {flag: config[flag] for flag in install.TASK_FLAGS}
 
 
-def send_like_the_browser(ui: Any, model: str, text: str = "Hello there") -> dict:
+def send_like_the_browser(ui: OpenWebUI, model: str, text: str = "Hello there") -> dict:
     """A new chat's first message as Open WebUI's Chat.svelte sends it (socket session, background tasks
     asked for), then wait until the chat's task, and the tasks it fires afterwards, have finished."""
     client = admin(ui)
@@ -260,48 +258,16 @@ def wait_for(condition: Any, what: str, attempts: int = 600) -> None:
     raise AssertionError(f"gave up waiting for {what}")
 
 
-ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "admin-password-1"
-
-
-@contextlib.contextmanager
-def running_open_webui(data_dir: Path) -> Iterator[SimpleNamespace]:
-    """A fresh `open-webui serve` on a free port with its first (admin) user: `.url`, `.token`."""
-    port = closed_port()
-    env = {**os.environ, **install.OPEN_WEBUI_ENV, "DATA_DIR": str(data_dir), "WEBUI_SECRET_KEY": "test-secret"}
-    env.pop("OPENWEBUI_TOKEN", None)
-    command = [str(Path(sys.executable).parent / "open-webui"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with (data_dir / "server.log").open("wb") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: server.poll() is not None or _answers(f"{url}/health"), "Open WebUI to start", attempts=3000)
-        assert server.poll() is None, (data_dir / "server.log").read_text()[-3000:]
-        signup = {"name": "Admin", "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
-        token = requests.post(f"{url}/api/v1/auths/signup", json=signup, timeout=60).json()["token"]
-        yield SimpleNamespace(url=url, token=token)
-    finally:
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenWebUI]:
     """One fresh Open WebUI for this module: install changes its global settings."""
-    with running_open_webui(tmp_path_factory.mktemp("openwebui-install")) as server:
+    if not OPEN_WEBUI_BIN.exists():
+        pytest.skip(f"open-webui is not installed ({OPEN_WEBUI_BIN})")
+    with OpenWebUI(tmp_path_factory.mktemp("openwebui-install")) as server:
         yield server
 
 
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).ok
-    except requests.RequestException:
-        return False
-
-
-def test_fresh_install_creates_activates_and_quiets_background_tasks(ui: Any, backend: VLLMEmulator) -> None:
+def test_fresh_install_creates_activates_and_quiets_background_tasks(ui: OpenWebUI, backend: VLLMEmulator) -> None:
     cli(ui, "uninstall")
     result = install_cli(ui, backend)
     assert result.returncode == 0, result.stderr
@@ -318,7 +284,7 @@ def test_fresh_install_creates_activates_and_quiets_background_tasks(ui: Any, ba
     assert "API_KEY=••••" in result.stdout
 
 
-def test_second_install_changes_nothing_and_says_so(ui: Any, backend: VLLMEmulator) -> None:
+def test_second_install_changes_nothing_and_says_so(ui: OpenWebUI, backend: VLLMEmulator) -> None:
     install_cli(ui, backend)
     before = admin(ui).functions()
     result = install_cli(ui, backend)
@@ -330,7 +296,7 @@ def test_second_install_changes_nothing_and_says_so(ui: Any, backend: VLLMEmulat
     }
 
 
-def test_a_valve_changed_by_hand_survives_reinstall(ui: Any, backend: VLLMEmulator) -> None:
+def test_a_valve_changed_by_hand_survives_reinstall(ui: OpenWebUI, backend: VLLMEmulator) -> None:
     install_cli(ui, backend, "--set", "r1relay_vllm.MAX_CONCURRENCY=4")
     client = admin(ui)
     client.update_valves("r1relay_vllm", {**client.valves("r1relay_vllm"), "MAX_CONCURRENCY": 2})  # as Admin > Functions does
@@ -343,7 +309,7 @@ def test_a_valve_changed_by_hand_survives_reinstall(ui: Any, backend: VLLMEmulat
     assert client.valves("r1relay_vllm")["MAX_CONCURRENCY"] == 4
 
 
-def test_after_install_one_message_is_one_backend_request(ui: Any, backend: VLLMEmulator) -> None:
+def test_after_install_one_message_is_one_backend_request(ui: OpenWebUI, backend: VLLMEmulator) -> None:
     assert install_cli(ui, backend).returncode == 0
     backend.requests.clear()
     answer = send_like_the_browser(ui, MODEL)
@@ -352,7 +318,7 @@ def test_after_install_one_message_is_one_backend_request(ui: Any, backend: VLLM
     assert backend.requests[0]["body"]["stream"] is True
 
 
-def test_with_keep_tasks_the_background_tasks_still_hit_the_backend(ui: Any, backend: VLLMEmulator) -> None:
+def test_with_keep_tasks_the_background_tasks_still_hit_the_backend(ui: OpenWebUI, backend: VLLMEmulator) -> None:
     cli(ui, "uninstall")  # restores Open WebUI's own defaults: titles, tags, follow-ups on
     assert install_cli(ui, backend, "--keep-tasks").returncode == 0
     backend.requests.clear()
@@ -362,7 +328,7 @@ def test_with_keep_tasks_the_background_tasks_still_hit_the_backend(ui: Any, bac
     cli(ui, "uninstall")
 
 
-def test_uninstall_removes_the_functions_and_restores_the_task_settings(ui: Any, backend: VLLMEmulator) -> None:
+def test_uninstall_removes_the_functions_and_restores_the_task_settings(ui: OpenWebUI, backend: VLLMEmulator) -> None:
     cli(ui, "uninstall")
     client = admin(ui)
     mixed = {flag: i % 2 == 0 for i, flag in enumerate(install.TASK_FLAGS)}  # not Open WebUI's defaults
@@ -376,7 +342,7 @@ def test_uninstall_removes_the_functions_and_restores_the_task_settings(ui: Any,
     assert "nothing to remove" in cli(ui, "uninstall").stdout
 
 
-def test_status_compares_installed_sources_with_this_checkout(ui: Any, backend: VLLMEmulator) -> None:
+def test_status_compares_installed_sources_with_this_checkout(ui: OpenWebUI, backend: VLLMEmulator) -> None:
     install_cli(ui, backend)
     result = cli(ui, "status")
     assert result.returncode == 0, result.stderr
@@ -386,7 +352,7 @@ def test_status_compares_installed_sources_with_this_checkout(ui: Any, backend: 
     assert "1 listed" in rows["r1relay_vllm"] and " ok" in rows["r1relay_vllm"]
 
 
-def test_a_bad_token_is_one_clear_line_and_exit_code_1(ui: Any) -> None:
+def test_a_bad_token_is_one_clear_line_and_exit_code_1(ui: OpenWebUI) -> None:
     result = cli(ui, "install", token="sk-not-a-real-key")
     assert result.returncode == 1
     assert result.stdout == ""
@@ -395,7 +361,7 @@ def test_a_bad_token_is_one_clear_line_and_exit_code_1(ui: Any) -> None:
     )
 
 
-def test_dry_run_says_what_would_change_and_writes_nothing(ui: Any, backend: VLLMEmulator) -> None:
+def test_dry_run_says_what_would_change_and_writes_nothing(ui: OpenWebUI, backend: VLLMEmulator) -> None:
     cli(ui, "uninstall")
     before = task_flags(ui)
     result = install_cli(ui, backend, "--dry-run")
@@ -405,7 +371,7 @@ def test_dry_run_says_what_would_change_and_writes_nothing(ui: Any, backend: VLL
     assert task_flags(ui) == before
 
 
-def test_direct_connections_are_turned_on_when_asked(ui: Any, backend: VLLMEmulator) -> None:
+def test_direct_connections_are_turned_on_when_asked(ui: OpenWebUI, backend: VLLMEmulator) -> None:
     client = admin(ui)
     client.request("POST", "/api/v1/configs/connections", {**client.request("GET", "/api/v1/configs/connections"), "ENABLE_DIRECT_CONNECTIONS": False})
     result = install_cli(ui, backend, "--enable-direct-connections")
@@ -414,23 +380,21 @@ def test_direct_connections_are_turned_on_when_asked(ui: Any, backend: VLLMEmula
     assert client.request("GET", "/api/v1/configs/connections")["ENABLE_DIRECT_CONNECTIONS"] is True
 
 
-def test_sign_in_with_email_and_password(ui: Any) -> None:
-    result = run_cli("status", "--url", ui.url, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD)
+def test_sign_in_with_email_and_password(ui: OpenWebUI) -> None:
+    result = run_cli("status", "--url", ui.url, "--email", ui.admin_email, "--password", ui.admin_password)
     assert result.returncode == 0, result.stderr
-    wrong = run_cli("status", "--url", ui.url, "--email", ADMIN_EMAIL, "--password", "wrong-password")
+    wrong = run_cli("status", "--url", ui.url, "--email", ui.admin_email, "--password", "wrong-password")
     assert wrong.returncode == 1 and wrong.stderr.count("\n") == 1 and "refused the sign-in" in wrong.stderr
 
 
-def test_a_users_token_is_refused_as_not_an_admins(ui: Any) -> None:
-    user = {"name": "User", "email": "user@example.com", "password": "user-password-1", "role": "user"}
-    admin(ui).request("POST", "/api/v1/auths/add", user)
-    token = install.OpenWebUIClient.sign_in(ui.url, user["email"], user["password"])
+def test_a_users_token_is_refused_as_not_an_admins(ui: OpenWebUI) -> None:
+    token = ui.create_user("User", "user@example.com", "user-password-1")
     result = cli(ui, "install", token=token)
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: Open WebUI at {ui.url} accepted the token, but it is not an admin's"
 
 
-def test_a_backend_that_does_not_answer_fails_the_check(ui: Any) -> None:
+def test_a_backend_that_does_not_answer_fails_the_check(ui: OpenWebUI) -> None:
     dead = f"http://127.0.0.1:{closed_port()}/v1"
     result = cli(ui, "install", "--set", f"r1relay_vllm.BASE_URLS={dead}")
     assert result.returncode == 1
@@ -438,7 +402,7 @@ def test_a_backend_that_does_not_answer_fails_the_check(ui: Any) -> None:
     assert result.stderr.startswith("error: r1relay_vllm: vLLM: unavailable: ")
 
 
-def test_keep_tasks_leaves_a_task_turned_back_on_by_hand(ui: Any, backend: VLLMEmulator) -> None:
+def test_keep_tasks_leaves_a_task_turned_back_on_by_hand(ui: OpenWebUI, backend: VLLMEmulator) -> None:
     assert install_cli(ui, backend).returncode == 0  # tasks off, previous values saved
     admin(ui).update_task_config({"ENABLE_TITLE_GENERATION": True})
     result = install_cli(ui, backend, "--keep-tasks")

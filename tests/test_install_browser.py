@@ -11,30 +11,22 @@ tree clean otherwise).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 import install
+from examples.make_tiny_r1 import TINY_R1_ANSWER, TINY_R1_REASONING
 from tests.emulators.vllm import VLLMEmulator
+from tests.support.browser import CHROMIUM, chromium_context, login, screenshot, wait_for_answer
 from tests.support.fixtures_models import TransformersServe
-from tests.test_install import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
-    REPO,
-    run_cli,
-    running_open_webui,
-    wait_for,
-)
+from tests.support.openwebui import OPEN_WEBUI_BIN, OpenWebUI
+from tests.test_install import REPO, run_cli, wait_for
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT = REPO / "docs" / "screenshot-chat.png"
 MODEL_NAME = "transformers serve: tiny-r1"  # NAME_PREFIX + MODELS below
 
@@ -43,40 +35,24 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
-    with running_open_webui(tmp_path_factory.mktemp("openwebui-browser")) as server:
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenWebUI]:
+    if not OPEN_WEBUI_BIN.exists():
+        pytest.skip(f"open-webui is not installed ({OPEN_WEBUI_BIN})")
+    with OpenWebUI(tmp_path_factory.mktemp("openwebui-browser")) as server:
         yield server
 
 
 @pytest.fixture
-def page(ui: SimpleNamespace) -> Iterator[Any]:
-    """A logged-in admin's page, 1280×800."""
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*args, "--disable-sync", "--no-first-run"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.goto(f"{ui.url}/auth")
-            page.fill("input[type=email]", ADMIN_EMAIL)
-            page.fill("input[type=password]", ADMIN_PASSWORD)
-            page.keyboard.press("Enter")
-            page.wait_for_url(lambda url: "/auth" not in url, timeout=60_000)
-            page.wait_for_selector("#chat-input", timeout=60_000)
-            dismiss_first_login_modal(page)
-            yield page
-        finally:
-            browser.close()
+def page(ui: OpenWebUI, tmp_path: Path) -> Iterator[Any]:
+    """A logged-in admin's page, 1280×800 (the README screenshot's size)."""
+    with chromium_context(tmp_path / "chromium-profile") as context:
+        page = context.pages[0] if context.pages else context.new_page()
+        page.set_viewport_size({"width": 1280, "height": 800})
+        login(page, ui.url, ui.admin_email, ui.admin_password)
+        yield page
 
 
-def dismiss_first_login_modal(page: Any) -> None:
-    for label in ("Okay, Let's Go!", "Close"):
-        button = page.get_by_role("button", name=label)
-        if button.count():
-            with contextlib.suppress(Exception):
-                button.first.click(timeout=2_000)
-
-
-def test_exported_functions_json_imports_through_the_admin_ui(ui: SimpleNamespace, page: Any, tmp_path: Path) -> None:
+def test_exported_functions_json_imports_through_the_admin_ui(ui: OpenWebUI, page: Any, tmp_path: Path) -> None:
     assert run_cli("export", str(tmp_path)).returncode == 0
     page.goto(f"{ui.url}/admin/functions")
     page.wait_for_selector("#documents-import-input", state="attached", timeout=60_000)
@@ -92,11 +68,8 @@ def test_exported_functions_json_imports_through_the_admin_ui(ui: SimpleNamespac
 
 
 def test_chat_picked_from_the_model_picker_shows_collapsed_thinking(
-    ui: SimpleNamespace, page: Any, transformers_serve: TransformersServe, tmp_path: Path
+    ui: OpenWebUI, page: Any, transformers_serve: TransformersServe, tmp_path: Path
 ) -> None:
-    sys.path.insert(0, str(REPO / "examples"))
-    from make_tiny_r1 import TINY_R1_ANSWER, TINY_R1_REASONING
-
     valves = [f"r1relay_vllm.BASE_URLS={transformers_serve.base_url}", "r1relay_vllm.MODELS=tiny-r1", "r1relay_vllm.NAME_PREFIX=transformers serve: "]
     installed = run_cli("install", "--url", ui.url, "--token", ui.token, *(arg for v in valves for arg in ("--set", v)))
     assert installed.returncode == 0, installed.stdout + installed.stderr
@@ -109,24 +82,16 @@ def test_chat_picked_from_the_model_picker_shows_collapsed_thinking(
     page.click("#chat-input")
     page.keyboard.type("Hello! Who are you?")
     page.keyboard.press("Enter")
-    page.wait_for_function(
-        "answer => { const m = document.querySelector('#messages-container');"
-        " return m && m.innerText.includes('Thought for') && m.innerText.includes(answer); }",
-        arg=TINY_R1_ANSWER,
-        timeout=120_000,
-    )
-    messages = page.locator("#messages-container")
-    text = messages.inner_text()
+    text = wait_for_answer(page)
+    assert "Thought for" in text and TINY_R1_ANSWER in text
     assert "<think>" not in text and "</think>" not in text
     assert not page.get_by_text(TINY_R1_REASONING).first.is_visible()  # the thinking is collapsed
-    page.locator("#chat-input").blur()
-    shot = tmp_path / "screenshot-chat.png"
-    page.screenshot(path=str(shot))
+    shot = screenshot(page, tmp_path / "screenshot-chat.png")
     if not SCREENSHOT.exists() or os.environ.get("R1RELAY_UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(shot, SCREENSHOT)
 
 
-def test_a_message_sent_in_the_browser_reaches_the_backend_once(ui: SimpleNamespace, page: Any) -> None:
+def test_a_message_sent_in_the_browser_reaches_the_backend_once(ui: OpenWebUI, page: Any) -> None:
     """The browser asks for title, tags and follow-ups; after install none of them reaches the backend."""
     backend = VLLMEmulator().start()
     try:
@@ -138,10 +103,7 @@ def test_a_message_sent_in_the_browser_reaches_the_backend_once(ui: SimpleNamesp
         page.click("#chat-input")
         page.keyboard.type("Hi there")
         page.keyboard.press("Enter")
-        page.wait_for_function(
-            "() => document.querySelector('#messages-container')?.innerText.includes('How can I help you today?')",
-            timeout=90_000,
-        )
+        assert "How can I help you today?" in wait_for_answer(page)
         page.wait_for_url("**/c/**", timeout=30_000)
         chat_id = page.url.rstrip("/").rsplit("/", 1)[-1]
         client = install.OpenWebUIClient(ui.url, ui.token)
