@@ -69,17 +69,17 @@ def _status_phrase(code: int) -> str:
         return f"HTTP {code}"
 
 
-def _body_message(body: object, fallback: str) -> str:
-    """The human part of an error body: vLLM nests it, KTransformers and Flask apps do not."""
+def body_message(body: object, fallback: str = "") -> str:
+    """The human part of an error body: nested (OpenAI, vLLM), flat (KTransformers) or FastAPI's `detail`."""
     if isinstance(body, dict):
         inner = body.get("error", body)
         if isinstance(inner, dict):
-            return str(inner.get("message") or inner.get("detail") or fallback)
+            detail = inner.get("message") or inner.get("detail")
+            if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+                return str(detail[0].get("msg") or fallback)
+            return str(detail or fallback)
         if isinstance(inner, str):
             return inner
-        detail = body.get("detail") or body.get("message")
-        if detail:
-            return str(detail)
     if isinstance(body, str):
         return body
     return fallback
@@ -124,7 +124,7 @@ def _describe(exc: BaseException, ctx: ErrorContext) -> str:
     if isinstance(exc, BackendError):
         return str(exc)
     if isinstance(exc, openai.APIStatusError):
-        return status_message(exc.status_code, _body_message(exc.body, exc.message), ctx)
+        return status_message(exc.status_code, body_message(exc.body, exc.message), ctx)
     if isinstance(exc, openai.APITimeoutError) or isinstance(exc, httpx.TimeoutException):
         if isinstance(exc, httpx.ConnectTimeout) or isinstance(exc.__cause__, httpx.ConnectTimeout):
             return f"Cannot reach the backend at {where}: the connection timed out."
@@ -140,6 +140,6 @@ def _describe(exc: BaseException, ctx: ErrorContext) -> str:
     if isinstance(exc, json.JSONDecodeError):
         return f"The backend at {where} sent a malformed stream chunk; the answer stopped there."
     if isinstance(exc, openai.APIError):
-        detail = _first_sentence(_body_message(exc.body, exc.message))
+        detail = _first_sentence(body_message(exc.body, exc.message))
         return f"The backend at {where} reported an error: {detail or 'no details'}"
     return f"Unexpected error while talking to the backend at {where} ({type(exc).__name__})."

@@ -19,18 +19,17 @@ the connection is still what frees the client's slot and lets the server's
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-import weakref
 from collections.abc import AsyncIterator
 
 import httpx
 
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
-from backend_adapters.errors import BackendError, ErrorContext, describe, safe_url, status_message
+from backend_adapters.errors import BackendError, ErrorContext, body_message, describe, safe_url
 from backend_adapters.events import Content, Error, Event, Finish, Reasoning, Status, Usage
+from backend_adapters.http_backend import http_status_error, media_type, one_line, pooled_client
 from backend_adapters.model_families import starts_in_thinking
 from backend_adapters.openai_compat import mark_down, mark_up, openai_base_url, urls_in_turn
 from backend_adapters.sse import aiter_sse
@@ -40,25 +39,7 @@ KT_MODELS_TTL = 60.0
 # The text a bare `assert` failure becomes behind Starlette: KTransformers' API-key check.
 KT_KEY_HINT = "KTransformers answers a wrong or missing API key this way, so check the API_KEY valve"
 
-_kt_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, httpx.AsyncClient]] = (
-    weakref.WeakKeyDictionary()
-)
 _kt_model_lists: dict[tuple, tuple[float, list[str]]] = {}
-
-
-def pooled_client(config: BackendConfig) -> httpx.AsyncClient:
-    """A pooled httpx client per event loop and timeout setting (connect and per-read timeouts, not a total).
-
-    Shared by the httpx-based adapters: pooling keeps connections warm across requests.
-    """
-    key = (config.connect_timeout, config.read_timeout, config.verify_tls)
-    per_loop = _kt_clients.setdefault(asyncio.get_running_loop(), {})
-    client = per_loop.get(key)
-    if client is None:
-        client = per_loop[key] = httpx.AsyncClient(
-            timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout), verify=config.verify_tls
-        )
-    return client
 
 
 def kt_headers(config: BackendConfig) -> dict[str, str]:
@@ -79,44 +60,11 @@ def text_only_messages(messages: list[dict]) -> list[dict]:
     return out
 
 
-def error_detail(body: object) -> str:
-    """The human part of an error body: flat (KTransformers), nested (OpenAI) or FastAPI's `detail`."""
-    if isinstance(body, dict):
-        inner = body.get("error")
-        if isinstance(inner, dict):
-            return str(inner.get("message") or "")
-        if isinstance(inner, str):
-            return inner
-        detail = body.get("message") or body.get("detail")
-        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-            return str(detail[0].get("msg") or "")
-        return str(detail or "")
-    return ""
-
-
 def inline_error(obj: dict) -> str | None:
     """An error sent with a 200: `{"error":…}` (OpenAI-style) or `{"object":"error",…}` (KTransformers)."""
     if obj.get("error") or obj.get("object") == "error":
-        return error_detail(obj) or "no details"
+        return body_message(obj) or "no details"
     return None
-
-
-def media_type(response: httpx.Response) -> str:
-    return response.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-async def http_status_error(response: httpx.Response, ctx: ErrorContext) -> str:
-    """One sentence for an HTTP error status, reading (a bounded amount of) the error body.
-
-    Shared by the httpx-based adapters (this one and the prompt-server one).
-    """
-    raw = await response.aread()
-    text = raw[:4000].decode("utf-8", "replace")
-    try:
-        detail = error_detail(json.loads(text))
-    except ValueError:
-        detail = "" if media_type(response) == "text/html" else text
-    return status_message(response.status_code, detail, ctx)
 
 
 async def kt_status_error(response: httpx.Response, ctx: ErrorContext) -> str:
@@ -148,13 +96,6 @@ def completion_parts(obj: dict) -> tuple[str, str]:
         if isinstance(obj.get(key), str):
             return "", obj[key]
     return "", ""
-
-
-def one_line(text: str, limit: int = 200) -> str:
-    """A backend's error text, cut to fit in one sentence."""
-    text = " ".join(text.split())
-    text = text if len(text) <= limit else text[: limit - 1] + "…"
-    return text if text.endswith((".", "!", "?", "…")) else text + "."
 
 
 def usage_of(obj: dict) -> Usage | None:

@@ -26,9 +26,9 @@ import httpx
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
 from backend_adapters.chat_templates import CHAT_TEMPLATES_PREFILLING_THINK, render_prompt
-from backend_adapters.errors import BackendError, ErrorContext, describe, safe_url
+from backend_adapters.errors import BackendError, ErrorContext, body_message, describe, safe_url
 from backend_adapters.events import Error, Event, Finish, Status, Usage
-from backend_adapters.ktransformers import error_detail, http_status_error, one_line, pooled_client
+from backend_adapters.http_backend import http_status_error, one_line, pooled_client
 from backend_adapters.model_families import starts_in_thinking
 from backend_adapters.openai_compat import mark_down, mark_up, urls_in_turn
 from backend_adapters.sse import aiter_sse
@@ -80,7 +80,7 @@ def stream_piece(data: str, response_field: str) -> str:
             return data
         if isinstance(obj, dict):
             if obj.get("error"):
-                raise BackendError(f"mid-answer: {one_line(error_detail(obj) or 'no details')}")
+                raise BackendError(f"mid-answer: {one_line(body_message(obj) or 'no details')}")
             for key in (response_field, *PIECE_KEYS):
                 if isinstance(obj.get(key), str):
                     return obj[key]
