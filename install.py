@@ -593,7 +593,7 @@ class Installer:
             self.change(f"updated to {item.version}")
             if not self.options.dry_run:
                 existing = self.client.update_function(self.form(item, existing.get("meta") or {}, state))
-        self.activate(item, existing)
+        self.activate(item, existing, state)
         state["applied_valves"] = self.apply_valves(fid, state.get("applied_valves") or {})
         self.save_state(item, existing, state)
 
@@ -601,18 +601,24 @@ class Installer:
         description = item.meta.get("description", "")
         return {"id": item.spec.id, "name": item.name, "content": item.content, "meta": {**meta, "description": description, STATE_KEY: state}}
 
-    def activate(self, item: Built, function: dict) -> None:
+    def activate(self, item: Built, function: dict, state: dict) -> None:
+        """Switch on (and filters to global) the first time; later, an admin's "off" stands."""
         if item.spec.id in self.options.switched_off:
             if function.get("is_active"):
                 self.change("switched off (no backend for it here)")
                 if not self.options.dry_run:
                     self.client.toggle(item.spec.id)
             return
+        first_time = not state.get("activated")
+        state["activated"] = True
         if not function.get("is_active"):
+            if not first_time:
+                self.notes.append("left off (switched off by hand)")
+                return
             self.change("activated")
             if not self.options.dry_run:
                 self.client.toggle(item.spec.id)
-        if item.spec.type == "filter" and not function.get("is_global"):
+        if item.spec.type == "filter" and not function.get("is_global") and first_time:
             self.change("made global (on for every model)")
             if not self.options.dry_run:
                 self.client.toggle_global(item.spec.id)

@@ -408,3 +408,13 @@ def test_keep_tasks_leaves_a_task_turned_back_on_by_hand(ui: OpenWebUI, backend:
     result = install_cli(ui, backend, "--keep-tasks")
     assert result.returncode == 0, result.stderr
     assert task_flags(ui)["ENABLE_TITLE_GENERATION"] is True
+
+
+def test_a_function_switched_off_by_hand_stays_off(ui: OpenWebUI, backend: VLLMEmulator) -> None:
+    assert install_cli(ui, backend).returncode == 0
+    if admin(ui).functions()["r1relay_ktransformers"]["is_active"]:
+        admin(ui).toggle("r1relay_ktransformers")  # Admin > Functions, the switch
+    result = install_cli(ui, backend)
+    assert result.returncode == 0, result.stderr
+    assert "r1relay_ktransformers: left off (switched off by hand)" in result.stdout
+    assert admin(ui).functions()["r1relay_ktransformers"]["is_active"] is False

@@ -11,6 +11,7 @@ tree clean otherwise).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -59,12 +60,12 @@ def test_exported_functions_json_imports_through_the_admin_ui(ui: OpenWebUI, pag
     page.set_input_files("#documents-import-input", str(tmp_path / "functions.json"))
     page.get_by_role("button", name="Confirm").click()
     page.get_by_text("Functions imported successfully").wait_for(timeout=60_000)
-    for spec in install.FUNCTIONS:
-        title = install.frontmatter(install.build_function(spec))["title"]
-        page.get_by_text(title, exact=True).first.wait_for(timeout=30_000)
+    exported = json.loads((tmp_path / "functions.json").read_text())
+    for function in exported:
+        page.get_by_text(function["name"], exact=True).first.wait_for(timeout=30_000)
     imported = install.OpenWebUIClient(ui.url, ui.token).functions()
-    for spec in install.FUNCTIONS:
-        assert imported[spec.id]["content"] == install.build_function(spec)
+    assert {f["id"]: f["content"] for f in exported} == {fid: imported[fid]["content"] for fid in (f["id"] for f in exported)}
+    assert {f["id"] for f in exported} == {spec.id for spec in install.FUNCTIONS}
 
 
 def test_chat_picked_from_the_model_picker_shows_collapsed_thinking(
