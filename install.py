@@ -669,10 +669,12 @@ class Installer:
         if self.client.enable_direct_connections():
             self.changed = True
             self.say("  direct connections: enabled; each user can add a backend in Settings > Connections")
+        else:
+            self.say("  direct connections: already on (users add backends in Settings > Connections)")
 
 
-def show_values(values: dict[str, Any], secrets: set[str]) -> str:
-    return ", ".join(f"{name}={'••••' if name in secrets else value}" for name, value in values.items())
+def show_values(values: dict[str, Any], hidden: set[str]) -> str:
+    return ", ".join(f"{name}={'••••' if name in hidden else value}" for name, value in values.items())
 
 
 def uninstall(client: OpenWebUIClient, out: Any = None) -> int:
@@ -680,15 +682,15 @@ def uninstall(client: OpenWebUIClient, out: Any = None) -> int:
     installed = client.functions()
     ids = ours(installed)
     tasks = saved_tasks(installed)
+    if tasks:  # first: the saved values live in the functions about to go
+        client.update_task_config(tasks)
+        on = [TASK_FLAGS[flag] for flag, value in tasks.items() if value and flag in TASK_FLAGS]
+        print(f"  background tasks: restored ({', '.join(on) or 'all off, as before'})", file=out)
     if not ids:
         print("  nothing to remove: no r1relay functions are installed", file=out)
     for fid in ids:
         client.delete_function(fid)
         print(f"  {fid}: removed", file=out)
-    if tasks:
-        client.update_task_config(tasks)
-        on = [TASK_FLAGS[flag] for flag, value in tasks.items() if value and flag in TASK_FLAGS]
-        print(f"  background tasks: restored ({', '.join(on) or 'all off, as before'})", file=out)
     return 0
 
 
