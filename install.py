@@ -779,7 +779,7 @@ def print_tasks(client: OpenWebUIClient, out: Any = None) -> None:
 # demo: Open WebUI + the reference backends on a tiny local R1-shaped model
 # ---------------------------------------------------------------------------
 
-DEMO_DIR = REPO / ".cache" / "demo"
+DEMO_DIR = Path(os.environ.get("R1RELAY_DEMO_DIR", REPO / ".cache" / "demo"))  # data, login, logs
 DEMO_EMAIL = "admin@example.com"
 # For every demo server: no hub look-ups, no telemetry, no update checks.
 DEMO_OFFLINE_ENV = {

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 import install
 from tests.emulators.vllm import VLLMEmulator
@@ -418,3 +421,48 @@ def test_a_function_switched_off_by_hand_stays_off(ui: OpenWebUI, backend: VLLME
     assert result.returncode == 0, result.stderr
     assert "r1relay_ktransformers: left off (switched off by hand)" in result.stdout
     assert admin(ui).functions()["r1relay_ktransformers"]["is_active"] is False
+
+
+# ---- the demo (README's first command), in a scratch directory ----
+
+
+def test_demo_serves_both_backends_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    if not OPEN_WEBUI_BIN.exists():
+        pytest.skip(f"open-webui is not installed ({OPEN_WEBUI_BIN})")
+    from examples.make_tiny_r1 import TINY_R1_ANSWER
+
+    env = {**os.environ, "R1RELAY_DEMO_DIR": str(tmp_path / "demo"), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, str(REPO / "install.py"), "demo", "--port", str(closed_port())]
+    demo = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
+    assert demo.stdout is not None
+    output: list[str] = []
+    try:
+        for line in demo.stdout:
+            output.append(line)
+            if line.startswith("Press Ctrl-C") or line.startswith("error:"):
+                break
+        printed = "".join(output)
+        assert "Open WebUI is ready: " in printed, printed
+        url = printed.split("Open WebUI is ready: ", 1)[1].split()[0]
+        password = printed.split("password: ", 1)[1].split()[0]
+        client = install.OpenWebUIClient(url, install.OpenWebUIClient.sign_in(url, "admin@example.com", password))
+        models = {m["id"] for m in client.models()}
+        assert {"r1relay_vllm.tiny-r1", "r1relay_flask.tiny-r1"} <= models
+        assert not any(m.startswith("r1relay_ktransformers.") for m in models)  # no such backend here: left off
+        for model in ("r1relay_vllm.tiny-r1", "r1relay_flask.tiny-r1"):
+            reply = client.request("POST", "/api/chat/completions", {"model": model, "stream": False, "messages": [{"role": "user", "content": "Hi"}]})
+            assert TINY_R1_ANSWER in reply["choices"][0]["message"]["content"]
+    finally:
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(60) == 0
+    backends = [install.backend_root(u.rstrip(",")) for u in re.findall(r"BASE_URLS=(\S+)", printed)]
+    assert len(backends) == 2
+    for server in (url, *backends):  # Open WebUI, transformers serve, the Flask server: all stopped
+        assert not _answers(f"{server}/health")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
