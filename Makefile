@@ -7,7 +7,7 @@ STAMP := $(VENV)/.r1relay-installed
 # pip on this kind of machine prints one warning per package for local mirrors it skips.
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: test demo export lint bench browser env
+.PHONY: test demo export lint bench system-packages env
 test: env
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -20,7 +20,10 @@ export: env
 lint: env
 	$(PY) -m ruff check .
 
-env: $(STAMP) browser
+bench: env
+	$(PY) bench/run.py
+
+env: $(STAMP) system-packages
 
 $(STAMP): requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -31,5 +34,6 @@ $(STAMP): requirements-dev.txt
 	$(PY) -c "import open_webui, torch, playwright, flask"
 	touch $(STAMP)
 
-browser:
-	@test -x /usr/bin/chromium || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+# Debian packages the tests use: a real browser, and Redis as Open WebUI replicas share it.
+system-packages:
+	@test -x /usr/bin/chromium -a -x /usr/bin/redis-server || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium redis-server; }

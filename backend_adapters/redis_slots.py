@@ -1,0 +1,107 @@
+"""The backend's queue held in Redis, so that it holds across Open WebUI replicas.
+
+Open WebUI scales out as replicas sharing a Redis (`REDIS_URL`); a queue kept
+in one process's memory would let three replicas send three requests to a
+one-slot KTransformers server at once. Tickets live in a sorted set by arrival:
+the first `size` hold the slots, the rest wait and learn their rank. Each
+ticket's owner refreshes a heartbeat, so the tickets of a replica that died are
+dropped after `lease` seconds instead of blocking the line for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+# Drops tickets whose heartbeat is older than the lease, refreshes ours, returns our rank (nil if gone).
+_RANK_SCRIPT = """
+local now = tonumber(ARGV[2])
+local lease = tonumber(ARGV[3])
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local beat = tonumber(redis.call('HGET', KEYS[2], member) or '0')
+  if member ~= ARGV[1] and now - beat > lease then
+    redis.call('ZREM', KEYS[1], member)
+    redis.call('HDEL', KEYS[2], member)
+  end
+end
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then return nil end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return redis.call('ZRANK', KEYS[1], ARGV[1])
+"""
+
+
+class RedisSlotQueue:
+    """At most `size` holders across every process sharing `client`; the rest wait in arrival order."""
+
+    def __init__(self, client: Any, name: str, size: int, lease: float = 15.0, poll: float = 0.25) -> None:
+        self.client = client
+        self.size = max(1, size)
+        self.lease = lease
+        self.poll = poll
+        self.queue_key = f"r1relay:slots:{name}"
+        self.beats_key = f"{self.queue_key}:beats"
+
+    def turn(self) -> RedisTurn:
+        return RedisTurn(self)
+
+
+class RedisTurn:
+    """One request's place in a RedisSlotQueue."""
+
+    def __init__(self, queue: RedisSlotQueue) -> None:
+        self.queue = queue
+        self.ticket = uuid.uuid4().hex
+        self._heartbeat: asyncio.Task | None = None
+
+    async def _rank(self) -> int | None:
+        q = self.queue
+        rank = await q.client.eval(_RANK_SCRIPT, 2, q.queue_key, q.beats_key, self.ticket, time.time(), q.lease)
+        return None if rank is None else int(rank)
+
+    async def _join(self) -> None:
+        q = self.queue
+        await q.client.hset(q.beats_key, self.ticket, time.time())
+        await q.client.zadd(q.queue_key, {self.ticket: time.time()}, nx=True)
+
+    async def wait(self) -> AsyncIterator[int]:
+        """Yields how many requests are ahead whenever that changes; ends holding a slot."""
+        await self._join()
+        last: int | None = None
+        try:
+            while True:
+                rank = await self._rank()
+                if rank is None:  # dropped as stale after a long pause of this process: queue again
+                    await self._join()
+                    continue
+                if rank < self.queue.size:
+                    self._heartbeat = asyncio.create_task(self._beat())
+                    return
+                if rank != last:
+                    last = rank
+                    yield rank
+                await asyncio.sleep(self.queue.poll)
+        except BaseException:
+            await asyncio.shield(self._remove())
+            raise
+
+    async def _beat(self) -> None:
+        q = self.queue
+        while True:
+            await asyncio.sleep(q.lease / 3)
+            await q.client.hset(q.beats_key, self.ticket, time.time())
+
+    async def _remove(self) -> None:
+        q = self.queue
+        await q.client.zrem(q.queue_key, self.ticket)
+        await q.client.hdel(q.beats_key, self.ticket)
+
+    async def release(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        await asyncio.shield(self._remove())
