@@ -72,6 +72,9 @@ class VLLMEmulator:
     reasoning_field: ReasoningField = "reasoning"
     script: str = DEFAULT_SCRIPT  # what the model "generates", R1-style (no opening tag)
     token_delay: float = 0.0
+    token_rate: float = 0.0  # tokens/s on a fixed clock (no drift, no polling), for benchmarks; 0 = use token_delay
+    write_size: int = 0  # > 0: every frame goes out in writes of this many bytes, each flushed apart
+    prefix_with_prompt: bool = False  # the script starts with the last user message and a space (tells streams apart)
     api_key: str | None = None
     max_model_len: int = 8192
     fault: Fault = "none"
@@ -124,9 +127,14 @@ class VLLMEmulator:
         body = {"error": {"message": message, "type": err_type, "param": param, "code": status}}
         return web.json_response(body, status=status)
 
-    def _deltas(self) -> list[dict]:
+    @staticmethod
+    def _prompt_prefix(body: dict) -> str:
+        users = [m.get("content") for m in body.get("messages", []) if m.get("role") == "user"]
+        return f"{users[-1]} " if users and isinstance(users[-1], str) else ""
+
+    def _deltas(self, prefix: str = "") -> list[dict]:
         """The deltas vLLM would stream for `script`, with or without a reasoning parser."""
-        tokens = vllm_tokens(self.script)
+        tokens = vllm_tokens(prefix + self.script)
         if self.reasoning_field == "none":
             return [{"content": t} for t in tokens]
         deltas: list[dict] = []
@@ -198,7 +206,7 @@ class VLLMEmulator:
             return web.Response(status=502, text=html, content_type="text/html")
         if self.fault == "status":
             return self.error(self.fault_status, "Simulated failure", "InternalServerError")
-        deltas = self._deltas()
+        deltas = self._deltas(self._prompt_prefix(body) if self.prefix_with_prompt else "")
         chat_id = f"chatcmpl-{uuid.uuid4().hex}"
         if not body.get("stream"):
             return self._complete(chat_id, model, deltas, prompt_tokens)
@@ -235,19 +243,35 @@ class VLLMEmulator:
             return f"data: {json.dumps(chunk)}\n\n".encode()
 
         half = len(deltas) // 2
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        async def write(data: bytes) -> None:
+            if self.write_size <= 0:
+                await response.write(data)
+                return
+            for at in range(0, len(data), self.write_size):
+                await response.write(data[at : at + self.write_size])
+                await asyncio.sleep(0.001)  # let it leave as its own network read
+
         try:
-            await response.write(frame({"role": "assistant", "content": ""}))
+            await write(frame({"role": "assistant", "content": ""}))
             for i, delta in enumerate(deltas):
                 if i == half and self.fault != "none":
                     if await self._fault_mid_stream(request, response, frame, delta):
                         return response
-                if self.token_delay and not await wait_or_disconnect(request, self.token_delay):
+                if self.token_rate:
+                    await asyncio.sleep(max(0.0, started + (i + 1) / self.token_rate - loop.time()))
+                    if request.transport is None or request.transport.is_closing():
+                        self.disconnects.append(time.monotonic())
+                        return response
+                elif self.token_delay and not await wait_or_disconnect(request, self.token_delay):
                     self.disconnects.append(time.monotonic())
                     return response
                 if self.keep_alive and i % 5 == 0:
-                    await response.write(b": keep-alive\n\n")
+                    await write(b": keep-alive\n\n")
                 last = i == len(deltas) - 1
-                await response.write(frame(delta, "stop" if last else None))
+                await write(frame(delta, "stop" if last else None))
             if (body.get("stream_options") or {}).get("include_usage"):
                 usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + len(deltas), "completion_tokens": len(deltas)}
                 await response.write(frame(None, usage=usage))
