@@ -28,10 +28,10 @@ import httpx
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
 from backend_adapters.errors import BackendError, ErrorContext, body_message, describe, safe_url
-from backend_adapters.events import Content, Error, Event, Finish, Reasoning, Status, Usage
+from backend_adapters.events import Content, Error, Event, Finish, Reasoning, Usage
 from backend_adapters.http_backend import http_status_error, media_type, one_line, pooled_client
 from backend_adapters.model_families import starts_in_thinking
-from backend_adapters.openai_compat import mark_down, mark_up, openai_base_url, urls_in_turn
+from backend_adapters.replicas import openai_base_url, stream_from_replicas
 from backend_adapters.sse import aiter_sse
 from backend_adapters.think_splitter import ThinkSplitter
 
@@ -167,37 +167,23 @@ class KTransformersAdapter:
         return body
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
-        config = self.config
-        client = pooled_client(config)
-        last_failure: Exception | None = None
-        ctx = ErrorContext(model=request.model, read_timeout=config.read_timeout, secrets=config.secrets)
-        for url in urls_in_turn(config.base_urls):
-            ctx = ErrorContext(url=url, model=request.model, read_timeout=config.read_timeout, secrets=config.secrets)
-            yield Status(f"Waiting for {safe_url(url)} (a long prompt can take minutes before the first token)…")
+        client = pooled_client(self.config)
+
+        async def send(url: str) -> httpx.Response:
             outgoing = client.build_request(
-                "POST", f"{openai_base_url(url)}/chat/completions", json=self.payload(request), headers=kt_headers(config)
+                "POST", f"{openai_base_url(url)}/chat/completions", json=self.payload(request), headers=kt_headers(self.config)
             )
-            try:
-                response = await client.send(outgoing, stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                mark_down(url)  # never reached the server: another replica may take it
-                last_failure = exc
-                continue
-            except Exception as exc:
-                yield Error(describe(exc, ctx))
-                return
-            mark_up(url)
-            try:
-                if response.status_code >= 400:
-                    yield Error(describe(BackendError(await kt_status_error(response, ctx)), ctx))
-                    return
-                async for event in self._events(response, request, ctx):
-                    yield event
-            finally:
-                await response.aclose()  # also on cancel (Stop): the server's check_client_link sees us go
-            return
-        assert last_failure is not None
-        yield Error(describe(last_failure, ctx))
+            return await client.send(outgoing, stream=True)
+
+        async for event in stream_from_replicas(
+            self.config,
+            request.model,
+            waiting="Waiting for {host} (a long prompt can take minutes before the first token)…",
+            send=send,
+            events=lambda response, ctx: self._events(response, request, ctx),
+            refusal=kt_status_error,
+        ):
+            yield event
 
     async def _events(self, response: httpx.Response, request: ChatRequest, ctx: ErrorContext) -> AsyncIterator[Event]:
         splitter = ThinkSplitter(self._starts_in_thinking(request.model))

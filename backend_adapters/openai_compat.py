@@ -26,29 +26,20 @@ import openai
 
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
-from backend_adapters.errors import ErrorContext, describe, safe_url
-from backend_adapters.events import Content, Error, Event, Finish, Reasoning, Status, Usage
+from backend_adapters.errors import ErrorContext, describe
+from backend_adapters.events import Content, Error, Event, Finish, Reasoning, Usage
 from backend_adapters.model_families import starts_in_thinking
+from backend_adapters.replicas import openai_base_url, stream_from_replicas
 from backend_adapters.sse import aiter_sse
 from backend_adapters.think_splitter import ThinkSplitter
 
 MODELS_TTL = 60.0
-DOWN_FOR = 30.0
 
-# Caches, not request state: clients keep connection pools warm, and the
-# down-list keeps a dead replica from costing every request a connect timeout.
+# Caches, not request state: clients keep connection pools warm.
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, openai.AsyncOpenAI]] = (
     weakref.WeakKeyDictionary()
 )
-_down_until: dict[str, float] = {}
 _model_lists: dict[tuple, tuple[float, list[str]]] = {}
-_next_start: dict[tuple[str, ...], int] = {}
-
-
-def openai_base_url(url: str) -> str:
-    """Valves accept URLs with or without `/v1`; the SDK wants it."""
-    url = url.rstrip("/")
-    return url if url.endswith("/v1") else f"{url}/v1"
 
 
 def client_for(url: str, config: BackendConfig) -> openai.AsyncOpenAI:
@@ -64,30 +55,6 @@ def client_for(url: str, config: BackendConfig) -> openai.AsyncOpenAI:
             http_client=openai.DefaultAsyncHttpxClient(verify=config.verify_tls),
         )
     return client
-
-
-def urls_in_turn(urls: tuple[str, ...]) -> list[str]:
-    """Healthy URLs first, rotated per request to spread load; recently failed ones last."""
-    start = _next_start.get(urls, 0)
-    _next_start[urls] = (start + 1) % len(urls)
-    rotated = urls[start:] + urls[:start]
-    now = time.monotonic()
-    return [u for u in rotated if _down_until.get(u, 0) <= now] + [u for u in rotated if _down_until.get(u, 0) > now]
-
-
-def mark_down(url: str) -> None:
-    _down_until[url] = time.monotonic() + DOWN_FOR
-
-
-def mark_up(url: str) -> None:
-    _down_until.pop(url, None)
-
-
-def _unreachable(exc: Exception) -> bool:
-    """Failures where the server never saw the request, so another replica may take it."""
-    return isinstance(exc, openai.APIConnectionError) and not (
-        isinstance(exc, openai.APITimeoutError) and not isinstance(exc.__cause__, httpx.ConnectTimeout)
-    )
 
 
 def reasoning_of(delta: dict) -> str | None:
@@ -124,10 +91,8 @@ class OpenAICompatAdapter:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         config = self.config
-        last_failure: Exception | None = None
-        for url in urls_in_turn(config.base_urls):
-            ctx = ErrorContext(url=url, model=request.model, read_timeout=config.read_timeout, secrets=config.secrets)
-            yield Status(f"Connecting to {safe_url(url)}…")
+
+        async def send(url: str) -> httpx.Response:
             opening = client_for(url, config).chat.completions.with_streaming_response.create(
                 model=request.model,
                 messages=request.messages,  # type: ignore[arg-type]
@@ -136,24 +101,17 @@ class OpenAICompatAdapter:
                 extra_body=request.extra or None,
                 **request.params,
             )
-            try:
-                response = await opening.__aenter__()  # sends the request; HTTP errors raise the SDK's errors
-            except Exception as exc:
-                if _unreachable(exc):
-                    mark_down(url)
-                    last_failure = exc
-                    continue
-                yield Error(describe(exc, ctx))
-                return
-            mark_up(url)
-            try:
-                async for event in self._events(response.http_response, request, ctx):
-                    yield event
-            finally:
-                await response.close()  # also on cancel (Stop): the server sees the client go and stops generating
-            return
-        assert last_failure is not None
-        yield Error(describe(last_failure, ctx))
+            response = await opening.__aenter__()  # HTTP error statuses raise the SDK's errors here
+            return response.http_response
+
+        async for event in stream_from_replicas(
+            config,
+            request.model,
+            waiting="Connecting to {host}…",
+            send=send,
+            events=lambda response, ctx: self._events(response, request, ctx),
+        ):
+            yield event
 
     async def _events(self, response: httpx.Response, request: ChatRequest, ctx: ErrorContext) -> AsyncIterator[Event]:
         splitter = ThinkSplitter(starts_in_thinking(request.model, self.config.think_start))

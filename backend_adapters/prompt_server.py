@@ -27,10 +27,10 @@ from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
 from backend_adapters.chat_templates import CHAT_TEMPLATES_PREFILLING_THINK, render_prompt
 from backend_adapters.errors import BackendError, ErrorContext, body_message, describe, safe_url
-from backend_adapters.events import Error, Event, Finish, Status, Usage
-from backend_adapters.http_backend import http_status_error, one_line, pooled_client
+from backend_adapters.events import Error, Event, Finish, Usage
+from backend_adapters.http_backend import one_line, pooled_client
 from backend_adapters.model_families import starts_in_thinking
-from backend_adapters.openai_compat import mark_down, mark_up, urls_in_turn
+from backend_adapters.replicas import stream_from_replicas
 from backend_adapters.sse import aiter_sse
 from backend_adapters.think_splitter import ThinkSplitter
 
@@ -132,32 +132,17 @@ class PromptServerAdapter:
         except (KeyError, ValueError) as exc:
             yield Error(f"The PROMPT_TEMPLATE setting cannot render this chat: {exc}.")
             return
-        last_failure: Exception | None = None
-        ctx = ErrorContext(secrets=config.secrets)
-        for url in urls_in_turn(config.base_urls):
-            ctx = ErrorContext(url=url, model=request.model, read_timeout=config.read_timeout, secrets=config.secrets)
-            yield Status(f"Waiting for {safe_url(url)}…")
-            try:
-                response = await client.send(self._build(client, url, prompt, request), stream=True)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                mark_down(url)
-                last_failure = exc
-                continue
-            except Exception as exc:
-                yield Error(describe(exc, ctx))
-                return
-            mark_up(url)
-            try:
-                if response.status_code >= 400:
-                    yield Error(describe(BackendError(await http_status_error(response, ctx)), ctx))
-                    return
-                async for event in self._events(response, request, ctx):
-                    yield event
-            finally:
-                await response.aclose()  # also on cancel (Stop): the server sees the client go
-            return
-        assert last_failure is not None
-        yield Error(describe(last_failure, ctx))
+        async def send(url: str) -> httpx.Response:
+            return await client.send(self._build(client, url, prompt, request), stream=True)
+
+        async for event in stream_from_replicas(
+            config,
+            request.model,
+            waiting="Waiting for {host}…",
+            send=send,
+            events=lambda response, ctx: self._events(response, request, ctx),
+        ):
+            yield event
 
     async def _events(self, response: httpx.Response, request: ChatRequest, ctx: ErrorContext) -> AsyncIterator[Event]:
         splitter = ThinkSplitter(self._starts_in_thinking(request.model))
