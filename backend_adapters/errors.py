@@ -131,7 +131,12 @@ def _describe(exc: BaseException, ctx: ErrorContext) -> str:
         wait = f" for {ctx.read_timeout:g} seconds" if ctx.read_timeout else ""
         return f"The backend at {where} sent nothing{wait}; it may be overloaded or stuck (raise the read timeout valve for long prompts)."
     if isinstance(exc, openai.APIConnectionError) or isinstance(exc, httpx.ConnectError):
-        cause = f"{exc} {exc.__cause__ or ''}".lower()
+        cause = f"{exc} {exc.__cause__ or ''} {exc.__context__ or ''}".lower()
+        if "certificate" in cause:
+            return (
+                f"The backend at {where} presented a TLS certificate this server does not trust; "
+                "install its CA on the Open WebUI host, or turn VERIFY_TLS off for a self-signed test setup."
+            )
         if any(s in cause for s in ("name or service not known", "nodename nor servname", "name resolution", "getaddrinfo")):
             return f"Cannot reach the backend at {where}: its host name does not resolve."
         return f"Cannot reach the backend at {where}: is the server running?"

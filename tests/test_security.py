@@ -242,11 +242,6 @@ async def test_tls_certificates_are_checked_unless_a_valve_says_otherwise(
     assert len(https_emulator.requests) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="errors.py words a certificate failure as 'Cannot reach the backend …: is the server running?'; "
-    "proposed: name the untrusted certificate and the VERIFY_TLS valve (see issue 6 report)",
-)
 async def test_an_untrusted_certificate_is_named_in_the_sentence(kind: str, module: types.ModuleType, https_emulator: Any) -> None:
     refused = await run(module, kind, BASE_URLS=base_url(kind, https_emulator.url))
     assert re.search(r"certificate", refused.errors[0]) and "VERIFY_TLS" in refused.errors[0], refused.errors[0]
