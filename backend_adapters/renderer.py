@@ -12,9 +12,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend_adapters.coalesce import coalesced
 from backend_adapters.events import Content, Error, Event, Finish, Reasoning, Status, Usage
 
 Emitter = Callable[[dict], Awaitable[Any]]
@@ -48,12 +50,12 @@ class StreamStats:
     pieces: int = 0
     completion_tokens: int | None = None
 
-    def saw_token(self) -> None:
+    def saw_tokens(self, pieces: int) -> None:
         now = time.monotonic()
         if self.first_token is None:
             self.first_token = now
         self.last_token = now
-        self.pieces += 1
+        self.pieces += pieces
 
     def summary(self) -> str:
         if self.first_token is None or self.last_token is None:
@@ -80,7 +82,7 @@ async def _status(emit: Emitter | None, description: str, done: bool = False, hi
 
 
 async def render_stream(
-    events: AsyncIterable[Event],
+    events: AsyncIterator[Event],
     *,
     model: str,
     emit: Emitter | None = None,
@@ -95,40 +97,41 @@ async def render_stream(
     failed: str | None = None
     finish_reason: str | None = None
 
-    async for event in events:
-        if isinstance(event, Reasoning):
-            text = trim_reasoning(event.text)
-            if not text:
-                continue
-            stats.saw_token()
-            if not thinking:
-                thinking = True
-                await _status(emit, "Thinking…")
-            yield _chunk(chunk_id, model, {"reasoning_content": text})
-        elif isinstance(event, Content):
-            text = trim_content(event.text)
-            if not text:
-                continue
-            stats.saw_token()
-            if not answering:
-                answering = True
-                if thinking:
-                    await _status(emit, "Answering…")
-            yield _chunk(chunk_id, model, {"content": text})
-        elif isinstance(event, Usage):
-            stats.completion_tokens = event.completion_tokens
-            usage = {
-                "prompt_tokens": event.prompt_tokens,
-                "completion_tokens": event.completion_tokens,
-                "total_tokens": (event.prompt_tokens or 0) + (event.completion_tokens or 0),
-            }
-        elif isinstance(event, Finish):
-            finish_reason = event.reason
-        elif isinstance(event, Status):
-            await _status(emit, event.description, event.done)
-        elif isinstance(event, Error):
-            failed = event.message
-            break
+    async with aclosing(coalesced(events)) as merged:
+        async for event, pieces in merged:
+            if isinstance(event, Reasoning):
+                text = trim_reasoning(event.text)
+                if not text:
+                    continue
+                stats.saw_tokens(pieces)
+                if not thinking:
+                    thinking = True
+                    await _status(emit, "Thinking…")
+                yield _chunk(chunk_id, model, {"reasoning_content": text})
+            elif isinstance(event, Content):
+                text = trim_content(event.text)
+                if not text:
+                    continue
+                stats.saw_tokens(pieces)
+                if not answering:
+                    answering = True
+                    if thinking:
+                        await _status(emit, "Answering…")
+                yield _chunk(chunk_id, model, {"content": text})
+            elif isinstance(event, Usage):
+                stats.completion_tokens = event.completion_tokens
+                usage = {
+                    "prompt_tokens": event.prompt_tokens,
+                    "completion_tokens": event.completion_tokens,
+                    "total_tokens": (event.prompt_tokens or 0) + (event.completion_tokens or 0),
+                }
+            elif isinstance(event, Finish):
+                finish_reason = event.reason
+            elif isinstance(event, Status):
+                await _status(emit, event.description, event.done)
+            elif isinstance(event, Error):
+                failed = event.message
+                break
 
     if failed is not None:
         await _status(emit, failed, done=True)

@@ -1,0 +1,70 @@
+"""Coalescing: a busy consumer gets fewer, merged chunks; nothing is lost, reordered or left open."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from backend_adapters.coalesce import coalesced
+from backend_adapters.events import Content, Event, Finish, Reasoning, Status, Usage
+
+
+async def source(events: list[Event], closed: list[bool] | None = None, pause: float = 0.0) -> AsyncIterator[Event]:
+    try:
+        for event in events:
+            if pause:
+                await asyncio.sleep(pause)
+            yield event
+    finally:
+        if closed is not None:
+            closed.append(True)
+
+
+STREAM: list[Event] = (
+    [Status("Connecting…")]
+    + [Reasoning(f"r{i} ") for i in range(100)]
+    + [Content(f"c{i} ") for i in range(100)]
+    + [Usage(5, 200), Finish("stop")]
+)
+
+
+async def test_a_busy_consumer_gets_merged_chunks_in_order() -> None:
+    stream = coalesced(source(STREAM))
+    await asyncio.sleep(0)  # the reader starts
+    await asyncio.sleep(0.05)  # ...and reads everything ahead while we are "busy"
+    out = [item async for item in stream]
+    assert len(out) < len(STREAM)
+    assert "".join(e.text for e, _ in out if isinstance(e, Reasoning)) == "".join(f"r{i} " for i in range(100))
+    assert "".join(e.text for e, _ in out if isinstance(e, Content)) == "".join(f"c{i} " for i in range(100))
+    assert sum(n for e, n in out if isinstance(e, (Reasoning, Content))) == 200
+    kinds = [type(e).__name__ for e, _ in out]
+    assert kinds == sorted(set(kinds), key=kinds.index)  # each kind in one run: order kept
+    assert kinds[0] == "Status" and kinds[-2:] == ["Usage", "Finish"]
+
+
+async def test_a_consumer_that_keeps_up_gets_every_piece_as_it_comes() -> None:
+    out = [item async for item in coalesced(source(STREAM[:20], pause=0.005))]
+    assert [e for e, _ in out] == STREAM[:20]
+    assert all(n == 1 for _, n in out)
+
+
+async def test_cancelling_the_consumer_closes_the_source() -> None:
+    closed: list[bool] = []
+    endless = source([Reasoning("x")] * 100_000, closed, pause=0.001)
+
+    async def consume() -> None:
+        async for _ in coalesced(endless, read_ahead=8):
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):  # the abandoned generator is closed by the loop's finalizer, within a few turns
+        if closed:
+            break
+        await asyncio.sleep(0.01)
+    assert closed == [True]
