@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from tests.support.openwebui import OpenWebUI
 
@@ -13,12 +14,14 @@ version: 0.1.0
 """
 
 import asyncio
+import pathlib
 
 
 class Pipe:
     async def pipe(self, body: dict, __user__: dict | None = None):
         last = body["messages"][-1]["content"]
-        if last == "hang":
+        if last.startswith("hang "):
+            pathlib.Path(last[5:]).write_text("running")  # tells the test the pipe is under way
             await asyncio.sleep(3600)
         yield {"choices": [{"delta": {"reasoning_content": "thinking about it"}}]}
         yield {"choices": [{"delta": {"content": f"echo: {last}"}}]}
@@ -68,10 +71,17 @@ def test_a_plain_user_sees_and_uses_the_pipe(openwebui: OpenWebUI) -> None:
     assert any("echo: x" in str(chunk) for chunk in chunks)
 
 
-def test_stop_cancels_a_running_chat_task(openwebui: OpenWebUI) -> None:
+def test_stop_cancels_a_running_chat_task(openwebui: OpenWebUI, tmp_path: Path) -> None:
     model = register_trivial_pipe(openwebui)
-    chat_id, task_ids = openwebui.start_chat_task(model, [{"role": "user", "content": "hang"}])
+    marker = tmp_path / "pipe-running"
+    chat_id, task_ids = openwebui.start_chat_task(model, [{"role": "user", "content": f"hang {marker}"}])
     assert task_ids and openwebui.chat_task_ids(chat_id) == task_ids
+    # Stop once the pipe runs, as a user would: Open WebUI's own set-up writes are done by then.
+    for _ in range(1000):
+        if marker.exists():
+            break
+        time.sleep(0.01)
+    assert marker.exists(), "the pipe never started"
     assert openwebui.stop_chat(chat_id)["status"] is True
     assert openwebui.chat_task_ids(chat_id) == []
 
