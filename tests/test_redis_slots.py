@@ -79,7 +79,9 @@ async def test_two_replicas_of_the_pipe_share_one_slot(
     pipes = [make_pipe(m, BASE_URLS=vllm_emulator.base_url, MAX_CONCURRENCY=1) for m in (replica_a, replica_b)]
     body = chat_body("r1relay_vllm.deepseek-ai/DeepSeek-R1")
     first = asyncio.create_task(run_pipe(pipes[0], replica_a, body))
-    while not vllm_emulator.requests:
+    for _ in range(500):  # the emulator runs in its own thread: poll until the first request holds the slot
+        if vllm_emulator.requests:
+            break
         await asyncio.sleep(0.01)
     second = await run_pipe(pipes[1], replica_b, body)
     assert (await first).content == second.content == "Hello! How can I help you today?"
