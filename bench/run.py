@@ -47,6 +47,7 @@ import psutil  # noqa: E402
 
 import install  # noqa: E402
 from bench.svg import write_svg  # noqa: E402
+from tests.emulators.vllm import vllm_tokens  # noqa: E402
 from tests.support.built import load_function  # noqa: E402
 from tests.support.openwebui import OpenWebUI  # noqa: E402
 from tests.support.pipe_driver import chat_body, make_pipe  # noqa: E402
@@ -182,6 +183,12 @@ class StreamResult:
     first_token_at: float = 0.0  # wall clock, to line up with the /health probes
     ended_at: float = 0.0
 
+    def arrived(self, now: float, text: str) -> None:
+        """A chunk came in: count the backend tokens it carries, not the chunk (merged chunks carry many)."""
+        count = max(1, len(vllm_tokens(text)))
+        self.tokens += count
+        self.arrivals.extend([now] * count)
+
     @property
     def gaps_ms(self) -> list[float]:
         return [(b - a) * 1000 for a, b in zip(self.arrivals, self.arrivals[1:], strict=False)]
@@ -215,8 +222,7 @@ async def read_stream(session: aiohttp.ClientSession, url: str, body: dict, toke
                         now = time.perf_counter()
                         if result.first_token is None:
                             result.first_token, result.first_token_at = now - started, time.time()
-                        result.arrivals.append(now)
-                        result.tokens += 1
+                        result.arrived(now, reasoning + content)
                         result.reasoning.append(reasoning)
                         result.content.append(content)
     except (TimeoutError, aiohttp.ClientError) as exc:
@@ -274,11 +280,11 @@ async def in_process_pipe_run(module: Any, base_url: str, body: dict) -> StreamR
             result.errors.append(chunk["error"])
             continue
         delta = chunk["choices"][0]["delta"] if chunk.get("choices") else {}
-        if delta.get("reasoning_content") or delta.get("content"):
+        text = (delta.get("reasoning_content") or "") + (delta.get("content") or "")
+        if text:
             now = time.perf_counter()
             result.first_token = result.first_token if result.first_token is not None else now - started
-            result.arrivals.append(now)
-            result.tokens += 1
+            result.arrived(now, text)
     result.seconds = time.perf_counter() - started
     return result
 
