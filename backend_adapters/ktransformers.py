@@ -20,26 +20,24 @@ the connection is still what frees the client's slot and lets the server's
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator
 
 import httpx
 
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
-from backend_adapters.errors import BackendError, ErrorContext, body_message, describe, safe_url
-from backend_adapters.events import Content, Error, Event, Finish, Reasoning, Usage
+from backend_adapters.errors import BackendError, ErrorContext, body_message, safe_url
+from backend_adapters.events import Content, Event, Finish, Reasoning, Usage
 from backend_adapters.http_backend import http_status_error, media_type, one_line, pooled_client
 from backend_adapters.model_families import starts_in_thinking
-from backend_adapters.replicas import openai_base_url, stream_from_replicas
+from backend_adapters.replicas import models_of_replicas, openai_base_url, stream_from_replicas
+from backend_adapters.settle import settled
 from backend_adapters.sse import aiter_sse
 from backend_adapters.think_splitter import ThinkSplitter
 
-KT_MODELS_TTL = 60.0
 # The text a bare `assert` failure becomes behind Starlette: KTransformers' API-key check.
 KT_KEY_HINT = "KTransformers answers a wrong or missing API key this way, so check the API_KEY valve"
 
-_kt_model_lists: dict[tuple, tuple[float, list[str]]] = {}
 
 
 def kt_headers(config: BackendConfig) -> dict[str, str]:
@@ -120,38 +118,23 @@ class KTransformersAdapter:
         return starts_in_thinking(model, self.config.think_start)
 
     async def list_models(self) -> list[str]:
-        """Ids from `/v1/models` (a list, or `{"data": [...]}` in newer releases), cached briefly."""
-        key = (self.config.base_urls, self.config.api_key)
-        cached = _kt_model_lists.get(key)
-        if cached and time.monotonic() - cached[0] < KT_MODELS_TTL:
-            return cached[1]
-        ids: list[str] = []
-        failure: Exception | None = None
+        """Ids from `/v1/models` of every replica (a list, or `{"data": [...]}` in newer releases)."""
         client = pooled_client(self.config)
-        for url in self.config.base_urls:
-            ctx = ErrorContext(url=url, secrets=self.config.secrets)
-            try:
-                response = await client.get(
-                    f"{openai_base_url(url)}/models",
-                    headers=kt_headers(self.config),
-                    timeout=httpx.Timeout(10.0, connect=self.config.connect_timeout),
-                )
-                if response.status_code >= 400:
-                    raise BackendError(await kt_status_error(response, ctx))
-                body = response.json()
-                entries = body.get("data", []) if isinstance(body, dict) else body
-                for entry in entries if isinstance(entries, list) else []:
-                    model_id = entry.get("id") or entry.get("name") if isinstance(entry, dict) else None
-                    if model_id and model_id not in ids:
-                        ids.append(str(model_id))
-            except Exception as exc:  # one dead replica must not hide the others' models
-                failure = exc
-        if not ids and failure is not None:
-            if cached:
-                return cached[1]
-            raise failure
-        _kt_model_lists[key] = (time.monotonic(), ids)
-        return ids
+
+        async def fetch(url: str) -> list[str]:
+            response = await client.get(
+                f"{openai_base_url(url)}/models",
+                headers=kt_headers(self.config),
+                timeout=httpx.Timeout(10.0, connect=self.config.connect_timeout),
+            )
+            if response.status_code >= 400:
+                raise BackendError(await kt_status_error(response, ErrorContext(url=url, secrets=self.config.secrets)))
+            body = response.json()
+            entries = body.get("data", []) if isinstance(body, dict) else body
+            ids = [entry.get("id") or entry.get("name") for entry in entries if isinstance(entry, dict)] if isinstance(entries, list) else []
+            return [str(model_id) for model_id in ids if model_id]
+
+        return await models_of_replicas(self.config, "ktransformers", fetch)
 
     def payload(self, request: ChatRequest) -> dict:
         body: dict = {
@@ -168,6 +151,7 @@ class KTransformersAdapter:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         client = pooled_client(self.config)
+        splitter = ThinkSplitter(self._starts_in_thinking(request.model))
 
         async def send(url: str) -> httpx.Response:
             outgoing = client.build_request(
@@ -180,32 +164,19 @@ class KTransformersAdapter:
             request.model,
             waiting="Waiting for {host} (a long prompt can take minutes before the first token)…",
             send=send,
-            events=lambda response, ctx: self._events(response, request, ctx),
+            events=lambda response, ctx: settled(self._body(response, splitter, ctx), splitter, ctx),
             refusal=kt_status_error,
         ):
             yield event
 
-    async def _events(self, response: httpx.Response, request: ChatRequest, ctx: ErrorContext) -> AsyncIterator[Event]:
-        splitter = ThinkSplitter(self._starts_in_thinking(request.model))
-        finish = Finish(None)
-        try:
-            if media_type(response) == "application/json":
-                events = self._json_body(await response.aread(), splitter, ctx)
-            else:
-                events = self._sse_body(response, splitter, ctx)
-            async for event in events:
-                if isinstance(event, Finish):
-                    finish = event  # after the held-back text
-                else:
-                    yield event
-        except Exception as exc:
-            for event in splitter.flush():
-                yield event
-            yield Error(describe(exc, ctx))
-            return
-        for event in splitter.flush():
+    async def _body(self, response: httpx.Response, splitter: ThinkSplitter, ctx: ErrorContext) -> AsyncIterator[Event]:
+        """A stream, or a hand-written server's one JSON answer to a streaming request."""
+        if media_type(response) == "application/json":
+            events = self._json_body(await response.aread(), splitter, ctx)
+        else:
+            events = self._sse_body(response, splitter, ctx)
+        async for event in events:
             yield event
-        yield finish
 
     async def _json_body(self, raw: bytes, splitter: ThinkSplitter, ctx: ErrorContext) -> AsyncIterator[Event]:
         """A hand-written server's one JSON answer to a streaming request, as the same events."""

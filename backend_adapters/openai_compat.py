@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import weakref
 from collections.abc import AsyncIterator
 
@@ -26,20 +25,17 @@ import openai
 
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
-from backend_adapters.errors import ErrorContext, describe
-from backend_adapters.events import Content, Error, Event, Finish, Reasoning, Usage
+from backend_adapters.events import Content, Event, Finish, Reasoning, Usage
 from backend_adapters.model_families import starts_in_thinking
-from backend_adapters.replicas import openai_base_url, stream_from_replicas
+from backend_adapters.replicas import models_of_replicas, openai_base_url, stream_from_replicas
+from backend_adapters.settle import settled
 from backend_adapters.sse import aiter_sse
 from backend_adapters.think_splitter import ThinkSplitter
-
-MODELS_TTL = 60.0
 
 # Caches, not request state: clients keep connection pools warm.
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, openai.AsyncOpenAI]] = (
     weakref.WeakKeyDictionary()
 )
-_model_lists: dict[tuple, tuple[float, list[str]]] = {}
 
 
 def client_for(url: str, config: BackendConfig) -> openai.AsyncOpenAI:
@@ -69,28 +65,17 @@ class OpenAICompatAdapter:
         self.config = config
 
     async def list_models(self) -> list[str]:
-        """Model ids from `/v1/models`, cached briefly; the last good list survives an outage."""
-        key = (self.config.base_urls, self.config.api_key)
-        cached = _model_lists.get(key)
-        if cached and time.monotonic() - cached[0] < MODELS_TTL:
-            return cached[1]
-        ids: list[str] = []
-        failure: Exception | None = None
-        for url in self.config.base_urls:
-            try:
-                page = await client_for(url, self.config).with_options(timeout=min(self.config.connect_timeout, 5.0)).models.list()
-                ids.extend(m.id for m in page.data if m.id not in ids)
-            except Exception as exc:  # one dead replica must not hide the others' models
-                failure = exc
-        if not ids and failure is not None:
-            if cached:
-                return cached[1]
-            raise failure
-        _model_lists[key] = (time.monotonic(), ids)
-        return ids
+        """Model ids from `/v1/models` of every replica."""
+
+        async def fetch(url: str) -> list[str]:
+            client = client_for(url, self.config).with_options(timeout=min(self.config.connect_timeout, 5.0))
+            return [model.id for model in (await client.models.list()).data]
+
+        return await models_of_replicas(self.config, "openai", fetch)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         config = self.config
+        splitter = ThinkSplitter(starts_in_thinking(request.model, config.think_start))
 
         async def send(url: str) -> httpx.Response:
             opening = client_for(url, config).chat.completions.with_streaming_response.create(
@@ -109,52 +94,44 @@ class OpenAICompatAdapter:
             request.model,
             waiting="Connecting to {host}…",
             send=send,
-            events=lambda response, ctx: self._events(response, request, ctx),
+            events=lambda response, ctx: settled(self._chunks(response, splitter), splitter, ctx),
         ):
             yield event
 
-    async def _events(self, response: httpx.Response, request: ChatRequest, ctx: ErrorContext) -> AsyncIterator[Event]:
-        splitter = ThinkSplitter(starts_in_thinking(request.model, self.config.think_start))
+    async def _chunks(self, response: httpx.Response, splitter: ThinkSplitter) -> AsyncIterator[Event]:
+        """The events of one OpenAI-style stream; raises on a broken or failed stream."""
         structured = False  # the server separates reasoning itself: content is all answer
         finish: str | None = None
-        try:
-            async for sse in aiter_sse(response.aiter_bytes()):
-                if sse.data.startswith("[DONE]"):
-                    break
-                if not sse.data.strip():
-                    continue
-                chunk = json.loads(sse.data)
-                if not isinstance(chunk, dict):
-                    continue
-                if chunk.get("error"):  # vLLM's error after the 200, as the SDK reports it
-                    error = chunk["error"]
-                    message = error.get("message") if isinstance(error, dict) else None
-                    raise openai.APIError(message or "An error occurred during streaming", response.request, body=error)
-                usage = chunk.get("usage")
-                if isinstance(usage, dict):
-                    yield Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
-                choices = chunk.get("choices")
-                if not choices or not isinstance(choices[0], dict):
-                    continue
-                choice = choices[0]
-                delta = choice.get("delta") or {}
-                reasoning = reasoning_of(delta)
-                if reasoning:
-                    structured = True
-                    yield Reasoning(reasoning)
-                content = delta.get("content")
-                if content:
-                    if structured:
-                        yield Content(content)
-                    else:
-                        for event in splitter.feed(content):
-                            yield event
-                finish = choice.get("finish_reason") or finish
-        except Exception as exc:
-            for event in splitter.flush():
-                yield event
-            yield Error(describe(exc, ctx))
-            return
-        for event in splitter.flush():
-            yield event
+        async for sse in aiter_sse(response.aiter_bytes()):
+            if sse.data.startswith("[DONE]"):
+                break
+            if not sse.data.strip():
+                continue
+            chunk = json.loads(sse.data)
+            if not isinstance(chunk, dict):
+                continue
+            if chunk.get("error"):  # vLLM's error after the 200, as the SDK reports it
+                error = chunk["error"]
+                message = error.get("message") if isinstance(error, dict) else None
+                raise openai.APIError(message or "An error occurred during streaming", response.request, body=error)
+            usage = chunk.get("usage")
+            if isinstance(usage, dict):
+                yield Usage(usage.get("prompt_tokens"), usage.get("completion_tokens"))
+            choices = chunk.get("choices")
+            if not choices or not isinstance(choices[0], dict):
+                continue
+            choice = choices[0]
+            delta = choice.get("delta") or {}
+            reasoning = reasoning_of(delta)
+            if reasoning:
+                structured = True
+                yield Reasoning(reasoning)
+            content = delta.get("content")
+            if content:
+                if structured:
+                    yield Content(content)
+                else:
+                    for event in splitter.feed(content):
+                        yield event
+            finish = choice.get("finish_reason") or finish
         yield Finish(finish)

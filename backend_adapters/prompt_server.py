@@ -26,11 +26,12 @@ import httpx
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
 from backend_adapters.chat_templates import CHAT_TEMPLATES_PREFILLING_THINK, render_prompt
-from backend_adapters.errors import BackendError, ErrorContext, body_message, describe, safe_url
+from backend_adapters.errors import BackendError, body_message, safe_url
 from backend_adapters.events import Error, Event, Finish, Usage
 from backend_adapters.http_backend import one_line, pooled_client
 from backend_adapters.model_families import starts_in_thinking
 from backend_adapters.replicas import stream_from_replicas
+from backend_adapters.settle import settled
 from backend_adapters.sse import aiter_sse
 from backend_adapters.think_splitter import ThinkSplitter
 
@@ -132,6 +133,8 @@ class PromptServerAdapter:
         except (KeyError, ValueError) as exc:
             yield Error(f"The PROMPT_TEMPLATE setting cannot render this chat: {exc}.")
             return
+        splitter = ThinkSplitter(self._starts_in_thinking(request.model))
+
         async def send(url: str) -> httpx.Response:
             return await client.send(self._build(client, url, prompt, request), stream=True)
 
@@ -140,48 +143,39 @@ class PromptServerAdapter:
             request.model,
             waiting="Waiting for {host}…",
             send=send,
-            events=lambda response, ctx: self._events(response, request, ctx),
+            events=lambda response, ctx: settled(self._pieces(response, splitter, safe_url(ctx.url)), splitter, ctx),
         ):
             yield event
 
-    async def _events(self, response: httpx.Response, request: ChatRequest, ctx: ErrorContext) -> AsyncIterator[Event]:
-        splitter = ThinkSplitter(self._starts_in_thinking(request.model))
+    async def _pieces(self, response: httpx.Response, splitter: ThinkSplitter, where: str) -> AsyncIterator[Event]:
+        """The events of one answer, streamed or whole; raises on a broken or failed answer."""
         finish: str | None = None
-        where = safe_url(ctx.url)
-        try:
-            if self.settings.use_stream:
-                async for sse in aiter_sse(response.aiter_bytes(), json_lines=False):
-                    if sse.event == "error":
-                        raise BackendError(f"The backend at {where} failed mid-answer: {one_line(sse.data or 'no details')}")
-                    if sse.data == "[DONE]":
-                        break
-                    try:
-                        piece = stream_piece(sse.data, self.settings.response_field)
-                    except BackendError as exc:
-                        raise BackendError(f"The backend at {where} failed {exc}") from None
-                    for event in splitter.feed(piece):
-                        yield event
-            else:
-                raw = await response.aread()
+        if self.settings.use_stream:
+            async for sse in aiter_sse(response.aiter_bytes(), json_lines=False):
+                if sse.event == "error":
+                    raise BackendError(f"The backend at {where} failed mid-answer: {one_line(sse.data or 'no details')}")
+                if sse.data == "[DONE]":
+                    break
                 try:
-                    obj = json.loads(raw)
-                except ValueError:
-                    raise BackendError(f"The backend at {where} answered {self.settings.generate_path} with something other than JSON.") from None
-                field = self.settings.response_field
-                if not isinstance(obj, dict) or not isinstance(obj.get(field), str):
-                    raise BackendError(
-                        f"The backend at {where} answered without a `{field}` text field; check the RESPONSE_FIELD setting."
-                    )
-                for event in splitter.feed(obj[field]):
+                    piece = stream_piece(sse.data, self.settings.response_field)
+                except BackendError as exc:
+                    raise BackendError(f"The backend at {where} failed {exc}") from None
+                for event in splitter.feed(piece):
                     yield event
-                if obj.get("tokens_used") is not None or obj.get("prompt_tokens") is not None:
-                    yield Usage(obj.get("prompt_tokens"), obj.get("tokens_used"))
-                finish = obj.get("finish_reason") if isinstance(obj.get("finish_reason"), str) else None
-        except Exception as exc:
-            for event in splitter.flush():
+        else:
+            raw = await response.aread()
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                raise BackendError(f"The backend at {where} answered {self.settings.generate_path} with something other than JSON.") from None
+            field = self.settings.response_field
+            if not isinstance(obj, dict) or not isinstance(obj.get(field), str):
+                raise BackendError(
+                    f"The backend at {where} answered without a `{field}` text field; check the RESPONSE_FIELD setting."
+                )
+            for event in splitter.feed(obj[field]):
                 yield event
-            yield Error(describe(exc, ctx))
-            return
-        for event in splitter.flush():
-            yield event
+            if obj.get("tokens_used") is not None or obj.get("prompt_tokens") is not None:
+                yield Usage(obj.get("prompt_tokens"), obj.get("tokens_used"))
+            finish = obj.get("finish_reason") if isinstance(obj.get("finish_reason"), str) else None
         yield Finish(finish)
