@@ -115,9 +115,7 @@ def backend(request: pytest.FixtureRequest, built_dir: Path) -> Iterator[Backend
         emulator.stop()
 
 
-def only(backend: Backend, *kinds: str) -> None:
-    if backend.kind not in kinds:
-        pytest.skip(f"the {backend.kind} emulator has no such fault")
+VLLM_ONLY = pytest.mark.parametrize("backend", ["vllm"], indirect=True)  # faults only vLLM's emulator can show
 
 
 def assert_user_sees_one_sentence(run: PipeRun, *fragments: str) -> str:
@@ -163,9 +161,9 @@ async def test_dns_failure_names_the_host_that_does_not_resolve(backend: Backend
     assert run.reasoning == run.content == ""
 
 
+@VLLM_ONLY
 async def test_vllm_403_forbidden_points_at_the_key(backend: Backend) -> None:
     """vLLM (or its gateway) answering 403 with its JSON error: the key is named as the likely cause."""
-    only(backend, "vllm")
     backend.emulator.fault, backend.emulator.fault_status = "status", 403
     run = await backend.run(backend.pipe())
     assert_user_sees_one_sentence(run, "rejected the API key", "HTTP 403 (Forbidden)")
@@ -199,9 +197,10 @@ async def test_a_stall_past_the_read_timeout_keeps_what_streamed(backend: Backen
         assert run.reasoning.startswith("Okay, the user") and R1_REASONING.startswith(run.reasoning)
 
 
+@VLLM_ONLY
 async def test_data_lines_split_across_network_reads(backend: Backend) -> None:
     """Every SSE frame written a few bytes at a time (inside JSON, inside UTF-8 characters): the same text arrives."""
-    only(backend, "vllm")  # the Flask emulator's split writes are covered in test_flask_pipe.py
+    # (the Flask emulator's split writes are covered in test_flask_pipe.py)
     backend.emulator.write_size = 7
     backend.emulator.script = "Hmm… naïve 🤔 thought.\n</think>\n\nAnswer: 答案 ✓ done."
     run = await backend.run(backend.pipe())
@@ -239,9 +238,9 @@ async def test_a_failed_backend_that_recovers_serves_the_next_request(backend: B
     assert (up.reasoning, up.content) == (backend.reasoning, backend.answer)
 
 
+@VLLM_ONLY
 async def test_vllm_recovers_after_server_errors(backend: Backend) -> None:
     """vLLM failing with 500s, then healthy again: each failure one sentence, the next request after it works."""
-    only(backend, "vllm")
     pipe = backend.pipe()
     backend.emulator.fault, backend.emulator.fault_status = "status", 503
     for _ in range(2):
