@@ -43,7 +43,7 @@ from typing import Literal
 
 from aiohttp import web
 
-from tests.emulators.server import ThreadedServer
+from tests.emulators.server import Emulator
 from tests.emulators.vllm import vllm_tokens
 
 Shape = Literal["builtin", "handwritten"]
@@ -62,7 +62,7 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
 
 
 @dataclass
-class KTransformersEmulator:
+class KTransformersEmulator(Emulator):
     """Mutable behaviour: tests set the fields, then send requests."""
 
     shape: Shape = "builtin"
@@ -80,21 +80,7 @@ class KTransformersEmulator:
     in_flight: int = 0
     max_in_flight: int = 0
     _lock: asyncio.Lock | None = None
-    _server: ThreadedServer | None = None
 
-    # ---- lifecycle ----
-    def start(self) -> KTransformersEmulator:
-        self._server = ThreadedServer(self._app).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return self._server.url
 
     def _app(self) -> web.Application:
         self._lock = asyncio.Lock()  # made on the server's loop

@@ -18,7 +18,7 @@ from typing import Literal
 
 from aiohttp import web
 
-from tests.emulators.server import ThreadedServer
+from tests.emulators.server import Emulator
 
 Fault = Literal["none", "drop_mid_stream", "error_event"]
 
@@ -26,7 +26,7 @@ DEFAULT_PIECES = ("The user says hi.\nGreet them ", "naïvely 🤔.", "\n</think
 
 
 @dataclass
-class PromptServerEmulator:
+class PromptServerEmulator(Emulator):
     pieces: tuple[str, ...] = DEFAULT_PIECES  # what the model "generates" after an R1 prompt
     api_key: str = ""
     line_end: str = "\n"
@@ -36,20 +36,7 @@ class PromptServerEmulator:
     token_delay: float = 0.0
     requests: list[dict] = field(default_factory=list)
     disconnects: list[float] = field(default_factory=list)
-    _server: ThreadedServer | None = None
 
-    def start(self) -> PromptServerEmulator:
-        self._server = ThreadedServer(self._app).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return self._server.url
 
     def _app(self) -> web.Application:
         app = web.Application()

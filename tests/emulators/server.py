@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from typing import Self
 
 from aiohttp import web
 
@@ -63,3 +64,25 @@ async def wait_or_disconnect(request: web.Request, seconds: float) -> bool:
         waited += step
     transport = request.transport
     return transport is not None and not transport.is_closing()
+
+
+class Emulator:
+    """Start, stop and address of an emulator; subclasses build their aiohttp app in `_app()`."""
+
+    _server: ThreadedServer | None = None
+
+    def _app(self) -> web.Application:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        self._server = ThreadedServer(self._app).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return self._server.url

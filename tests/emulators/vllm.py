@@ -30,7 +30,7 @@ from typing import Literal
 
 from aiohttp import web
 
-from tests.emulators.server import ThreadedServer, wait_or_disconnect
+from tests.emulators.server import Emulator, wait_or_disconnect
 
 ReasoningField = Literal["none", "reasoning_content", "both", "reasoning"]
 Fault = Literal[
@@ -65,7 +65,7 @@ def count_prompt_tokens(messages: list[dict]) -> int:
 
 
 @dataclass
-class VLLMEmulator:
+class VLLMEmulator(Emulator):
     """Mutable behaviour: tests set the fields, then send requests."""
 
     models: tuple[str, ...] = ("deepseek-ai/DeepSeek-R1",)
@@ -84,21 +84,7 @@ class VLLMEmulator:
     disconnects: list[float] = field(default_factory=list)
     refused_auth: list[str | None] = field(default_factory=list)  # Authorization headers of refused requests
     finished: int = 0
-    _server: ThreadedServer | None = None
 
-    # ---- lifecycle ----
-    def start(self) -> VLLMEmulator:
-        self._server = ThreadedServer(self._app).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return self._server.url
 
     @property
     def base_url(self) -> str:
