@@ -6,7 +6,7 @@ and the tests, the demo and the docs need a real one rather than a mock. It serv
 Face causal-LM directory on CPU; by default the locally built `tiny-r1` (see make_tiny_r1.py).
 
 API
-- `POST /generate` `{"prompt", "max_tokens"=256, "temperature"=0, "top_p"=1, "stop_sequences"=[]}`
+- `POST /generate` `{"prompt", "max_tokens"=256, "min_tokens"=0, "temperature"=0, "top_p"=1, "stop_sequences"=[]}`
   -> `{"response", "tokens_used", "generation_time", "prompt_tokens", "finish_reason"}`.
   `tokens_used` counts generated tokens; `generation_time` is in seconds.
 - `/stream` (GET `?prompt=…&max_tokens=…` or POST with the same JSON): Server-Sent Events, one
@@ -86,6 +86,7 @@ class GenerationParams:
 
     prompt: str
     max_tokens: int = 256
+    min_tokens: int = 0  # generate at least this many before an end-of-sequence may stop it (vLLM's min_tokens)
     temperature: float = 0.0
     top_p: float = 1.0
     stop_sequences: list[str] = field(default_factory=list)
@@ -104,12 +105,13 @@ class GenerationParams:
             params = cls(
                 prompt=prompt,
                 max_tokens=int(data.get("max_tokens", 256)),
+                min_tokens=int(data.get("min_tokens", 0) or 0),
                 temperature=float(data.get("temperature", 0.0) or 0.0),
                 top_p=float(data.get("top_p", 1.0) or 1.0),
                 stop_sequences=[s for s in stops if s],
             )
         except (TypeError, ValueError) as exc:
-            raise ValueError("'max_tokens', 'temperature' and 'top_p' must be numbers") from exc
+            raise ValueError("'max_tokens', 'min_tokens', 'temperature' and 'top_p' must be numbers") from exc
         if params.max_tokens < 1:
             raise ValueError("'max_tokens' must be at least 1")
         return params
@@ -163,6 +165,7 @@ class ModelRunner:
         kwargs: dict[str, Any] = {
             **inputs,
             "max_new_tokens": params.max_tokens,
+            "min_new_tokens": min(params.min_tokens, params.max_tokens),
             "do_sample": sampling,
             "streamer": streamer,
             "stopping_criteria": StoppingCriteriaList([_Cancelled()]),

@@ -155,7 +155,7 @@ def test_flask_reference_server(flask_backend: FlaskBackend) -> None:
 def test_flask_reference_server_stops_generating_when_the_client_leaves(flask_backend: FlaskBackend) -> None:
     """Stop in Open WebUI closes the stream; the server must free the model, not finish 100k tokens."""
     auth = {"X-API-Key": flask_backend.api_key}
-    endless = {"prompt": "<｜User｜>x", "max_tokens": 100_000}  # no EOS soon: hours if never cancelled
+    endless = {"prompt": R1_PROMPT, "max_tokens": 100_000, "min_tokens": 100_000}  # hours if never cancelled
     with httpx.Client(base_url=flask_backend.url, timeout=60) as http:
         with http.stream("POST", "/stream", json=endless, headers=auth) as streamed:
             first = next(streamed.iter_lines())
