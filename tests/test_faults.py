@@ -11,7 +11,6 @@ failover, Stop, per-user keys) are not repeated here.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import types
@@ -24,6 +23,7 @@ import pytest
 import requests
 from aiohttp import web
 
+from install import free_port
 from tests.emulators.ktransformers import KTransformersEmulator
 from tests.emulators.prompt_server import PromptServerEmulator
 from tests.emulators.server import ThreadedServer
@@ -37,11 +37,6 @@ R1_REASONING = "Okay, the user greets me.\nI should greet back.\n"
 R1_ANSWER = "Hello! How can I help you today?"
 NO_SUCH_HOST = "http://r1relay-no-such-host.invalid:8000"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class FixedPortServer(ThreadedServer):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from install import free_port
 from tests.emulators.prompt_server import PromptServerEmulator
 from tests.support.built import load_function
 from tests.support.pipe_driver import PipeRun, chat_body, make_pipe, run_pipe
@@ -31,11 +31,6 @@ def prompt_server() -> Iterator[PromptServerEmulator]:
     finally:
         emulator.stop()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def assert_separated(run: PipeRun) -> None:

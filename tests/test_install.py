@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 import requests
 
 import install
+from install import free_port
 from tests.emulators.vllm import VLLMEmulator
 from tests.support.built import load_function_source
 from tests.support.openwebui import OPEN_WEBUI_BIN, OpenWebUI
@@ -32,11 +32,6 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
         [sys.executable, str(REPO / "install.py"), *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=120
     )
 
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +157,7 @@ def test_fingerprints_do_not_contain_the_value() -> None:
 
 
 def test_unreachable_url_is_one_line_and_exit_code_1() -> None:
-    result = run_cli("install", "--url", f"http://127.0.0.1:{closed_port()}", "--token", "sk-x")
+    result = run_cli("install", "--url", f"http://127.0.0.1:{free_port()}", "--token", "sk-x")
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
@@ -177,7 +172,7 @@ def test_missing_token_says_how_to_give_one() -> None:
 
 
 def test_bad_set_argument_fails_before_touching_the_network() -> None:
-    result = run_cli("install", "--url", f"http://127.0.0.1:{closed_port()}", "--token", "t", "--set", "nope")
+    result = run_cli("install", "--url", f"http://127.0.0.1:{free_port()}", "--token", "t", "--set", "nope")
     assert result.returncode == 1 and "FUNCTION_ID.VALVE=VALUE" in result.stderr
 
 
@@ -398,7 +393,7 @@ def test_a_users_token_is_refused_as_not_an_admins(ui: OpenWebUI) -> None:
 
 
 def test_a_backend_that_does_not_answer_fails_the_check(ui: OpenWebUI) -> None:
-    dead = f"http://127.0.0.1:{closed_port()}/v1"
+    dead = f"http://127.0.0.1:{free_port()}/v1"
     result = cli(ui, "install", "--set", f"r1relay_vllm.BASE_URLS={dead}")
     assert result.returncode == 1
     assert "unreachable" in result.stdout
@@ -432,7 +427,7 @@ def test_demo_serves_both_backends_and_stops_everything_on_ctrl_c(tmp_path: Path
     from examples.make_tiny_r1 import TINY_R1_ANSWER
 
     env = {**os.environ, "R1RELAY_DEMO_DIR": str(tmp_path / "demo"), "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, str(REPO / "install.py"), "demo", "--port", str(closed_port())]
+    command = [sys.executable, str(REPO / "install.py"), "demo", "--port", str(free_port())]
     demo = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO)
     assert demo.stdout is not None
     output: list[str] = []

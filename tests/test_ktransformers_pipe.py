@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import httpx
 import pytest
 
 from backend_adapters.sse import aiter_sse
+from install import free_port
 from tests.emulators.ktransformers import KTransformersEmulator
 from tests.support.built import load_function
 from tests.support.pipe_driver import PipeRun, chat_body, make_pipe, run_pipe
@@ -43,11 +43,6 @@ def handwritten() -> Iterator[KTransformersEmulator]:
     finally:
         emulator.stop()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def assert_clean(run: PipeRun) -> None:

@@ -18,7 +18,6 @@ import itertools
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import install
+from install import free_port
 from tests.emulators.vllm import DEFAULT_SCRIPT, VLLMEmulator
 from tests.emulators.vllm_variants import VLLMWithCORS
 from tests.support.built import load_function_source
@@ -350,11 +350,6 @@ class RealOpenWebUI:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
 def real_open_webui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealOpenWebUI]:
@@ -363,7 +358,7 @@ def real_open_webui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealOp
     admin_backend = VLLMEmulator(reasoning_field="none", token_delay=0.02).start()
     direct_backend = VLLMWithCORS(reasoning_field="none", token_delay=0.02, models=(DIRECT_MODEL,)).start()
     data = tmp_path_factory.mktemp("open-webui")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATA_DIR": str(data),

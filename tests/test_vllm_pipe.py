@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
+from install import free_port
 from tests.emulators.vllm import VLLMEmulator
 from tests.support.built import load_function
 from tests.support.pipe_driver import chat_body, make_pipe, run_pipe
@@ -22,11 +22,6 @@ ANSWER = "Hello! How can I help you today?"
 def vllm(built_dir: Path):
     return load_function(built_dir / "r1relay_vllm.py")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("reasoning_field", ["none", "reasoning_content", "both", "reasoning"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from examples.make_tiny_r1 import make_tiny_r1
+from install import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
 MODEL_CACHE = Path(os.environ.get("R1RELAY_MODEL_CACHE", REPO / ".cache" / "models"))
@@ -35,11 +35,6 @@ OFFLINE_ENV = {
     "TOKENIZERS_PARALLELISM": "false",
 }
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from install import free_port
 
 OPEN_WEBUI_BIN = Path(sys.executable).parent / "open-webui"
 
@@ -47,11 +48,6 @@ LOG_TAIL_CHARS = 4000
 class OpenWebUIError(RuntimeError):
     """A request failed or the server did not come up; the message carries the body and the log tail."""
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def parse_sse(lines: list[str]) -> list[dict[str, Any]]:
