@@ -23,7 +23,6 @@ import pytest
 import requests
 from aiohttp import web
 
-from install import free_port
 from tests.emulators.ktransformers import KTransformersEmulator
 from tests.emulators.prompt_server import PromptServerEmulator
 from tests.emulators.server import ThreadedServer
@@ -31,6 +30,7 @@ from tests.emulators.vllm import VLLMEmulator
 from tests.support.built import load_function
 from tests.support.openwebui import OpenWebUI
 from tests.support.pipe_driver import PipeRun, chat_body, make_pipe, run_pipe
+from tests.support.ports import free_port
 
 SECRET = "sk-r1relay-fault-suite-7f3a9c"
 R1_REASONING = "Okay, the user greets me.\nI should greet back.\n"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from install import free_port
 from tests.emulators.prompt_server import PromptServerEmulator
 from tests.support.built import load_function
 from tests.support.pipe_driver import PipeRun, chat_body, make_pipe, run_pipe
+from tests.support.ports import free_port
 
 MODEL = "r1relay_flask.tiny-r1"
 EMULATED_REASONING = "The user says hi.\nGreet them naïvely 🤔.\n"

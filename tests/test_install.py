@@ -18,10 +18,10 @@ import pytest
 import requests
 
 import install
-from install import free_port
 from tests.emulators.vllm import VLLMEmulator
 from tests.support.built import load_function_source
 from tests.support.openwebui import OPEN_WEBUI_BIN, OpenWebUI
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = sorted((REPO / "configs").glob("*.toml"))

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from backend_adapters.sse import aiter_sse
-from install import free_port
 from tests.emulators.ktransformers import KTransformersEmulator
 from tests.support.built import load_function
 from tests.support.pipe_driver import PipeRun, chat_body, make_pipe, run_pipe
+from tests.support.ports import free_port
 
 MODEL = "r1relay_ktransformers.DeepSeek-R1"
 REASONING = "Okay, the user greets me.\nI should greet back.\n"

@@ -33,10 +33,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import install
-from install import free_port
 from tests.emulators.vllm import DEFAULT_SCRIPT, VLLMEmulator
 from tests.emulators.vllm_variants import VLLMWithCORS
 from tests.support.built import load_function_source
+from tests.support.ports import free_port
 
 R1 = "deepseek-ai/DeepSeek-R1"
 REASONING = "Okay, the user greets me.\nI should greet back."

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from install import free_port
 from tests.emulators.vllm import VLLMEmulator
 from tests.support.built import load_function
 from tests.support.pipe_driver import chat_body, make_pipe, run_pipe
+from tests.support.ports import free_port
 
 MODEL = "r1relay_vllm.deepseek-ai/DeepSeek-R1"
 REASONING = "Okay, the user greets me.\nI should greet back.\n"

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from examples.make_tiny_r1 import make_tiny_r1
-from install import free_port
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
 MODEL_CACHE = Path(os.environ.get("R1RELAY_MODEL_CACHE", REPO / ".cache" / "models"))

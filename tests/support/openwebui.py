@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from install import free_port
+from tests.support.ports import free_port
 
 OPEN_WEBUI_BIN = Path(sys.executable).parent / "open-webui"
 
