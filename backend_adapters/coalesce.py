@@ -15,19 +15,33 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from backend_adapters.events import Content, Error, Event, Reasoning
+from backend_adapters.events import Content, Error, Event, Reasoning, ToolCall
 
 READ_AHEAD = 512  # events held at most while the consumer is busy; bounds memory per stream
 _END = object()
 
 
+def _continues_call(previous: Event, event: Event) -> bool:
+    """More arguments of the same call: never a piece of another call, never one naming a new call."""
+    return (
+        isinstance(previous, ToolCall)
+        and isinstance(event, ToolCall)
+        and event.index == previous.index
+        and event.id is None
+        and event.name is None
+    )
+
+
 def _merge(batch: list[Event]) -> list[tuple[Event, int]]:
-    """Adjacent thinking (or answer) pieces become one, with how many pieces each stands for."""
+    """Adjacent thinking (or answer, or one call's argument) pieces become one, with how many pieces each stands for."""
     merged: list[tuple[Event, int]] = []
     for event in batch:
         if merged and isinstance(event, (Reasoning, Content)) and type(event) is type(merged[-1][0]):
             previous, count = merged[-1]
             merged[-1] = (type(event)(previous.text + event.text), count + 1)  # type: ignore[union-attr]
+        elif merged and _continues_call(merged[-1][0], event):
+            previous, count = merged[-1]
+            merged[-1] = (ToolCall(previous.index, previous.arguments + event.arguments, previous.id, previous.name), count + 1)  # type: ignore[union-attr]
         else:
             merged.append((event, 1))
     return merged

@@ -24,6 +24,21 @@ class Content:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A piece of one tool call the model asks for, in OpenAI's streamed shape.
+
+    Open WebUI gathers pieces by `index`: the first piece of a call carries its
+    `id` and `name`, later ones more of its JSON `arguments`. Open WebUI runs
+    the tool and calls the model again with the result.
+    """
+
+    index: int
+    arguments: str = ""
+    id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """Token counts reported by the backend (either may be unknown)."""
 
@@ -53,4 +68,4 @@ class Error:
     message: str
 
 
-Event = Reasoning | Content | Usage | Finish | Status | Error
+Event = Reasoning | Content | ToolCall | Usage | Finish | Status | Error

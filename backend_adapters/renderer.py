@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backend_adapters.coalesce import coalesced
-from backend_adapters.events import Content, Error, Event, Finish, Reasoning, Status, Usage
+from backend_adapters.events import Content, Error, Event, Finish, Reasoning, Status, ToolCall, Usage
 
 Emitter = Callable[[dict], Awaitable[Any]]
 
@@ -64,6 +64,19 @@ class StreamStats:
         span = self.last_token - self.first_token
         rate = f"{tokens / span:.1f} tokens/s" if span > 0 and tokens > 1 else "– tokens/s"
         return f"{tokens} tokens · {rate} · first token after {self.first_token - self.started:.2f} s"
+
+
+def tool_call_delta(call: ToolCall) -> dict:
+    """One piece of a tool call as OpenAI streams it (`choices[0].delta.tool_calls[0]`)."""
+    delta: dict = {"index": call.index}
+    if call.id is not None:
+        delta["id"] = call.id
+        delta["type"] = "function"
+    function: dict = {"arguments": call.arguments}
+    if call.name is not None:
+        function["name"] = call.name
+    delta["function"] = function
+    return delta
 
 
 def _chunk(chunk_id: str, model: str, delta: dict, finish_reason: str | None = None) -> dict:
@@ -118,6 +131,8 @@ async def render_stream(
                     if thinking:
                         await _status(emit, "Answering…")
                 yield _chunk(chunk_id, model, {"content": text})
+            elif isinstance(event, ToolCall):
+                yield _chunk(chunk_id, model, {"tool_calls": [tool_call_delta(event)]})
             elif isinstance(event, Usage):
                 stats.completion_tokens = event.completion_tokens
                 usage = {
@@ -139,6 +154,8 @@ async def render_stream(
         return
     if usage is not None:
         yield {**_chunk(chunk_id, model, {}, finish_reason or "stop"), "usage": usage}
+    elif finish_reason is not None:
+        yield _chunk(chunk_id, model, {}, finish_reason)
     if show_stats:
         await _status(emit, stats.summary(), done=True)
     else:

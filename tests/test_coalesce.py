@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from backend_adapters.coalesce import coalesced
-from backend_adapters.events import Content, Event, Finish, Reasoning, Status, Usage
+from backend_adapters.events import Content, Event, Finish, Reasoning, Status, ToolCall, Usage
 
 
 async def source(events: list[Event], closed: list[bool] | None = None, pause: float = 0.0) -> AsyncIterator[Event]:
@@ -68,3 +68,23 @@ async def test_cancelling_the_consumer_closes_the_source() -> None:
             break
         await asyncio.sleep(0.01)
     assert closed == [True]
+
+
+async def test_tool_call_pieces_merge_per_call_never_across_calls_or_out_of_order() -> None:
+    calls: list[Event] = [
+        Reasoning("I should look up the time."),
+        ToolCall(0, "", id="call_a", name="get_time"),
+        *[ToolCall(0, piece) for piece in ['{"tz', '": "U', 'TC"}']],
+        ToolCall(1, "", id="call_b", name="get_date"),
+        *[ToolCall(1, piece) for piece in ["{", "}"]],
+        Finish("tool_calls"),
+    ]
+    stream = coalesced(source(calls))
+    await asyncio.sleep(0.05)  # everything waits: the most merging possible
+    out = [event for event, _ in [item async for item in stream]]
+    tool_calls = [e for e in out if isinstance(e, ToolCall)]
+    assert tool_calls == [
+        ToolCall(0, '{"tz": "UTC"}', id="call_a", name="get_time"),
+        ToolCall(1, "{}", id="call_b", name="get_date"),
+    ]
+    assert out[-1] == Finish("tool_calls")
