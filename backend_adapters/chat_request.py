@@ -59,11 +59,22 @@ class ChatRequest:
     messages: list[dict]
     params: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    tools: list[dict] = field(default_factory=list)
+    """OpenAI-shaped tool definitions (`{"type": "function", "function": {...}}`); empty when the chat has none."""
+    tool_choice: Any = None
+    parallel_tool_calls: bool | None = None
 
     @property
     def max_tokens(self) -> int | None:
         value = self.params.get("max_tokens") or self.params.get("max_completion_tokens")
         return int(value) if value else None
+
+    @property
+    def thinking_off(self) -> bool:
+        """The chat asked the model not to think: Qwen3's `chat_template_kwargs.enable_thinking = false`,
+        set by r1relay's thinking toggle and for background tasks; prompt servers prefill an empty thinking block."""
+        kwargs = self.extra.get("chat_template_kwargs")
+        return isinstance(kwargs, dict) and kwargs.get("enable_thinking") is False
 
     @classmethod
     def from_body(cls, body: dict, model: str) -> ChatRequest:
@@ -71,7 +82,16 @@ class ChatRequest:
         params = {key: body[key] for key in OPENAI_PARAMS if body.get(key) is not None}
         extra = {key: body[key] for key in EXTRA_PARAMS if body.get(key) is not None}
         messages = [_clean_message(m) for m in body.get("messages", [])]
-        return cls(model=model, messages=messages, params=params, extra=extra)
+        tools = [t for t in body.get("tools") or [] if isinstance(t, dict)]
+        return cls(
+            model=model,
+            messages=messages,
+            params=params,
+            extra=extra,
+            tools=tools,
+            tool_choice=body.get("tool_choice") if tools else None,
+            parallel_tool_calls=body.get("parallel_tool_calls") if tools else None,
+        )
 
 
 def backend_model_id(open_webui_model: str) -> str:
