@@ -7,7 +7,7 @@ STAMP := $(VENV)/.r1relay-installed
 # pip on this kind of machine prints one warning per package for local mirrors it skips.
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: test demo export lint bench system-packages env
+.PHONY: test demo export lint bench system-packages env compat compat-venvs
 test: env
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -33,6 +33,29 @@ $(STAMP): requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
 	$(PY) -c "import open_webui, torch, playwright, flask"
 	touch $(STAMP)
+
+# Supported Open WebUI versions, proven: one venv per version (torch first, then that open-webui plus the
+# test deps), then the tests marked `openwebui` run with that venv's python, so its `open-webui` is the one served.
+COMPAT_VERSIONS ?= 0.6.43 0.10.2 0.12.4
+COMPAT_DIR := .cache/compat
+compat: compat-venvs system-packages
+	@failed=""; for v in $(COMPAT_VERSIONS); do \
+		echo "== Open WebUI $$v"; \
+		$(COMPAT_DIR)/$$v/bin/python -m pytest -m openwebui $(PYTEST_ARGS) || failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "compat: failed on Open WebUI$$failed"; exit 1; fi; \
+	echo "compat: passed on Open WebUI $(COMPAT_VERSIONS)"
+
+compat-venvs: $(foreach v,$(COMPAT_VERSIONS),$(COMPAT_DIR)/$(v)/.r1relay-installed)
+
+$(COMPAT_DIR)/%/.r1relay-installed: requirements-dev.txt
+	python3 -m venv $(COMPAT_DIR)/$*
+	$(COMPAT_DIR)/$*/bin/python -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
+	$(COMPAT_DIR)/$*/bin/python -m pip install -q torch==2.13.0 2>&1 | $(QUIET_PIP)
+	sed '/^open-webui/d' requirements-dev.txt > $(COMPAT_DIR)/$*/requirements-test.txt
+	$(COMPAT_DIR)/$*/bin/python -m pip install -q open-webui==$* -r $(COMPAT_DIR)/$*/requirements-test.txt 2>&1 | $(QUIET_PIP)
+	$(COMPAT_DIR)/$*/bin/python -c "import open_webui, torch, playwright, flask, pytest"
+	touch $@
 
 # Debian packages the tests use: a real browser, and Redis as Open WebUI replicas share it.
 system-packages:

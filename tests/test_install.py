@@ -257,10 +257,8 @@ def wait_for(condition: Any, what: str, attempts: int = 600) -> None:
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenWebUI]:
+def ui(open_webui_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenWebUI]:
     """One fresh Open WebUI for this module: install changes its global settings."""
-    if not OPEN_WEBUI_BIN.exists():
-        pytest.skip(f"open-webui is not installed ({OPEN_WEBUI_BIN})")
     with OpenWebUI(tmp_path_factory.mktemp("openwebui-install")) as server:
         yield server
 

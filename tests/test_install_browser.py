@@ -25,7 +25,7 @@ from examples.make_tiny_r1 import TINY_R1_ANSWER, TINY_R1_REASONING
 from tests.emulators.vllm import VLLMEmulator
 from tests.support.browser import CHROMIUM, chromium_context, login, screenshot, wait_for_answer
 from tests.support.fixtures_models import TransformersServe
-from tests.support.openwebui import OPEN_WEBUI_BIN, OpenWebUI
+from tests.support.openwebui import OpenWebUI
 from tests.test_install import REPO, run_cli, wait_for
 
 SCREENSHOT = REPO / "docs" / "screenshot-chat.png"
@@ -36,9 +36,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenWebUI]:
-    if not OPEN_WEBUI_BIN.exists():
-        pytest.skip(f"open-webui is not installed ({OPEN_WEBUI_BIN})")
+def ui(open_webui_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenWebUI]:
     with OpenWebUI(tmp_path_factory.mktemp("openwebui-browser")) as server:
         yield server
 

@@ -19,7 +19,6 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import time
 import types
 from collections.abc import Iterator
@@ -330,12 +329,10 @@ async def test_outlet_leaves_well_formed_replies_alone(think_fix) -> None:
 # Self-contained (tests/support/openwebui.py had not landed when these were written): one server per
 # module, the vLLM emulator streaming bare `</think>` as plain content, both filters active and global.
 
-OPEN_WEBUI = Path(sys.executable).parent / "open-webui"
 CHROMIUM = Path("/usr/bin/chromium")
 EMAIL, PASSWORD = "admin@example.com", "think-fix-test-pw"
 DIRECT_MODEL = "deepseek-r1-distill-qwen-7b"
 
-needs_open_webui = pytest.mark.skipif(not OPEN_WEBUI.exists(), reason="open-webui is not installed")
 needs_browser = pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")
 
 
@@ -352,9 +349,7 @@ class RealOpenWebUI:
 
 
 @pytest.fixture(scope="module")
-def real_open_webui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealOpenWebUI]:
-    if not OPEN_WEBUI.exists():
-        pytest.skip("open-webui is not installed")
+def real_open_webui(open_webui_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealOpenWebUI]:
     admin_backend = VLLMEmulator(reasoning_field="none", token_delay=0.02).start()
     direct_backend = VLLMWithCORS(reasoning_field="none", token_delay=0.02, models=(DIRECT_MODEL,)).start()
     data = tmp_path_factory.mktemp("open-webui")
@@ -371,7 +366,7 @@ def real_open_webui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealOp
     }
     with (data / "server.log").open("wb") as log:
         server = subprocess.Popen(
-            [str(OPEN_WEBUI), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [str(open_webui_bin), "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -434,7 +429,6 @@ def real_open_webui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealOp
         direct_backend.stop()
 
 
-@needs_open_webui
 def test_real_open_webui_api_stream_carries_reasoning_separately(real_open_webui: RealOpenWebUI) -> None:
     body = {"model": R1, "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
     reasoning = content = ""
@@ -486,7 +480,6 @@ def _browser_answer(ui: RealOpenWebUI, model: str) -> str:
             browser.close()
 
 
-@needs_open_webui
 @needs_browser
 def test_real_browser_admin_connection_shows_thought_block(real_open_webui: RealOpenWebUI) -> None:
     text = _browser_answer(real_open_webui, R1)
@@ -494,7 +487,6 @@ def test_real_browser_admin_connection_shows_thought_block(real_open_webui: Real
     assert "</think>" not in text and "I should greet back" not in text
 
 
-@needs_open_webui
 @needs_browser
 def test_real_browser_direct_connection_shows_thought_block(real_open_webui: RealOpenWebUI) -> None:
     before = len(real_open_webui.direct.requests)

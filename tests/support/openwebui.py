@@ -22,7 +22,9 @@ import requests
 
 from tests.support.ports import free_port
 
-OPEN_WEBUI_BIN = Path(sys.executable).parent / "open-webui"
+# The `open-webui` of this venv, or another version's (`make compat` runs the tests with each version's venv;
+# R1RELAY_OPEN_WEBUI_BIN points the tests at any other install).
+OPEN_WEBUI_BIN = Path(os.environ.get("R1RELAY_OPEN_WEBUI_BIN") or Path(sys.executable).parent / "open-webui")
 
 # Offline, quiet, nothing optional started. OFFLINE_MODE also skips frontmatter pip installs and
 # makes HF lookups local-only; an empty RAG_EMBEDDING_MODEL skips loading sentence-transformers.
