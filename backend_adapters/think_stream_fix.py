@@ -15,6 +15,7 @@ finishes is evicted by age or by count, so nothing leaks.
 
 from __future__ import annotations
 
+import html
 import time
 import uuid
 from collections import OrderedDict
@@ -162,12 +163,23 @@ def has_raw_think(text: object) -> bool:
     return isinstance(text, str) and (CLOSE_TAG in text or text.lstrip().startswith(OPEN_TAG))
 
 
-def fix_stored_message(message: dict, starts_in_thinking: bool) -> bool:
-    """Rewrite one finished assistant message into Open WebUI 0.12's stored form; True if changed.
+def reasoning_details(reasoning: str) -> str:
+    """The thinking as releases before 0.10 keep it in `content`: utils/middleware.py `serialize_output` (0.9.6)."""
+    quoted = "\n".join(line if line.startswith(">") else f"> {line}" for line in reasoning.splitlines())
+    return (
+        '<details type="reasoning" done="true" duration="0">\n<summary>Thought for 0 seconds</summary>\n'
+        f"{html.escape(quoted)}\n</details>"
+    )
+
+
+def fix_stored_message(message: dict, starts_in_thinking: bool, reasoning_in_content: bool = False) -> bool:
+    """Rewrite one finished assistant message into Open WebUI's stored form; True if changed.
 
     Open WebUI 0.12 keeps reasoning as a `reasoning` item in the message's
     `output` (shaped as in utils/middleware.py `non_streaming_chat_response_handler`)
-    and the answer as `content` plus a `message` item.
+    and the answer as `content` plus a `message` item. Releases before 0.10
+    (`reasoning_in_content`) show `content`, so the thinking goes there too,
+    as the `<details>` block they render as "Thought for …".
     """
     content = message.get("content")
     output = message.get("output") if isinstance(message.get("output"), list) else []
@@ -197,6 +209,6 @@ def fix_stored_message(message: dict, starts_in_thinking: bool) -> bool:
         "role": "assistant",
         "content": [{"type": "output_text", "text": answer}],
     }
-    message["content"] = answer
+    message["content"] = f"{reasoning_details(reasoning)}\n{answer}" if reasoning_in_content else answer
     message["output"] = [reasoning_item, *kept, message_item]
     return True

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from backend_adapters.model_families import starts_in_thinking
+from backend_adapters.openwebui_release import stores_reasoning_in_content
 from backend_adapters.think_stream_fix import ThinkStreamStore, fix_chunk, fix_stored_message, stream_key
 
 OWN_PIPE_PREFIX = "r1relay_"
@@ -111,5 +112,5 @@ class Filter:
             return body
         mode = self.think_mode(model_names(__model__, body.get("model", "")))
         if mode is not None and isinstance(messages[-1], dict):
-            fix_stored_message(messages[-1], mode)
+            fix_stored_message(messages[-1], mode, reasoning_in_content=stores_reasoning_in_content())
         return body

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import html
 import inspect
 import itertools
 import json
@@ -308,6 +309,27 @@ async def test_outlet_fixes_a_non_streamed_reply_into_the_stored_form(think_fix)
     assert reasoning["content"] == [{"type": "output_text", "text": REASONING}]
     assert message["type"] == "message" and message["id"] == "msg_x"
     assert message["content"] == [{"type": "output_text", "text": ANSWER}]
+
+
+async def test_outlet_on_releases_before_0_10_keeps_the_thinking_in_content(
+    think_fix, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """0.6-0.9 show `content`, where the thinking is a `<details type="reasoning">` block (0.9.6 serialize_output)."""
+    monkeypatch.setattr(think_fix, "stores_reasoning_in_content", lambda: True)
+    result = await make_filter(think_fix).outlet(body=outlet_body(DEFAULT_SCRIPT), __model__=connection_model(R1))
+    content = result["messages"][-1]["content"]
+    details, answer = content.split("</details>\n")
+    assert details.startswith('<details type="reasoning" done="true"') and "</think>" not in content
+    assert answer == ANSWER
+    quoted = details.split("</summary>\n", 1)[1].strip()
+    assert html.unescape(quoted) == "\n".join(f"> {line}" for line in REASONING.splitlines())
+
+
+def test_the_stored_form_follows_the_installed_release(think_fix) -> None:
+    from importlib import metadata
+
+    major, minor = (int(p) for p in metadata.version("open-webui").split(".")[:2])
+    assert think_fix.stores_reasoning_in_content() == ((major, minor) < (0, 10))
 
 
 async def test_outlet_leaves_well_formed_replies_alone(think_fix) -> None:
