@@ -2,7 +2,8 @@
 
 Every call here is a plain HTTP request to the server, the way an API client, the
 installer or the web UI's own fetches would make it. Endpoints and payload shapes
-are those of Open WebUI 0.12.4 (see docs/openwebui-notes.md).
+are those of Open WebUI 0.12.4 (see docs/openwebui-notes.md); where an older
+supported release (`make compat`) names them differently, the method says so.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class OpenWebUI:
         self.secret_key = secrets.token_hex(32)
         self.token = ""
         self.startup_seconds = 0.0
+        self.version: tuple[int, ...] = ()  # the running release, from GET /api/version
         self._extra_env = dict(env or {})
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -96,6 +98,7 @@ class OpenWebUI:
             self._wait_for_health(timeout)
             self.startup_seconds = time.monotonic() - started
             self.token = self._signup_admin()
+            self.version = tuple(int(part) for part in self.json("GET", "/api/version")["version"].split(".")[:3])
         except BaseException:
             self.stop()
             raise
@@ -222,8 +225,11 @@ class OpenWebUI:
     def make_model_public(self, model_id: str, name: str | None = None) -> dict[str, Any]:
         """Give every user read access to a model (pipe models start admin-only: `get_filtered_models`
         lists a model without a DB entry to admins only). Same as Admin > Settings > Models > Public."""
-        public = [{"principal_type": "user", "principal_id": "*", "permission": "read"}]
-        form = {"id": model_id, "name": name or model_id, "meta": {}, "params": {}, "access_grants": public}
+        form: dict[str, Any] = {"id": model_id, "name": name or model_id, "meta": {}, "params": {}}
+        if self.version < (0, 8):  # 0.6/0.7: `access_control` None means public (models/models.py, 0.6.43)
+            form["access_control"] = None
+        else:
+            form["access_grants"] = [{"principal_type": "user", "principal_id": "*", "permission": "read"}]
         if self.api("GET", "/api/v1/models/model", params={"id": model_id}, check=False).ok:
             return dict(self.json("POST", "/api/v1/models/model/update", json=form))
         return dict(self.json("POST", "/api/v1/models/create", json=form))
@@ -267,8 +273,13 @@ class OpenWebUI:
         return list(self.json("GET", f"/api/tasks/chat/{chat_id}", token=token)["task_ids"])
 
     def stop_chat(self, chat_id: str, token: str | None = None) -> dict[str, Any]:
-        """What the web UI's Stop button calls: cancels the chat's running tasks."""
-        return dict(self.json("POST", f"/api/tasks/chat/{chat_id}/stop", token=token))
+        """What the web UI's Stop button calls: cancels the chat's running tasks.
+
+        Before 0.9.0 there is no per-chat stop; the web UI stops each of the chat's tasks by id."""
+        if self.version >= (0, 9):
+            return dict(self.json("POST", f"/api/tasks/chat/{chat_id}/stop", token=token))
+        stopped = [self.json("POST", f"/api/tasks/stop/{task}", token=token) for task in self.chat_task_ids(chat_id, token)]
+        return {"status": bool(stopped) and all(reply.get("status") for reply in stopped)}
 
     # ---- settings ----
 
