@@ -16,6 +16,24 @@ from urllib.parse import urlsplit
 import httpx
 import openai
 
+try:  # openai >= 3 moved to httpx2: Open WebUI releases that leave `openai` unpinned (0.6.43) get it on a fresh install
+    import httpx2
+except ImportError:  # pragma: no cover - absent with openai 1.x/2.x
+    httpx2 = None
+
+_HTTP_LIBS = tuple(lib for lib in (httpx, httpx2) if lib is not None)
+
+
+def _transport(*names: str) -> tuple[type[BaseException], ...]:
+    """These exception classes from every HTTP library a backend call may raise through (httpx, httpx2)."""
+    return tuple(getattr(lib, name) for lib in _HTTP_LIBS for name in names if hasattr(lib, name))
+
+
+_TIMEOUT = _transport("TimeoutException")
+_CONNECT_TIMEOUT = _transport("ConnectTimeout")
+_CONNECT_ERROR = _transport("ConnectError")
+_DROPPED = _transport("RemoteProtocolError", "ReadError")
+
 _CONTEXT_LIMIT = re.compile(r"maximum context length is (\d+)", re.IGNORECASE)
 _CONTEXT_HINTS = ("context length", "context_length", "too many tokens", "prompt is too long", "exceeds the context")
 
@@ -125,12 +143,12 @@ def _describe(exc: BaseException, ctx: ErrorContext) -> str:
         return str(exc)
     if isinstance(exc, openai.APIStatusError):
         return status_message(exc.status_code, body_message(exc.body, exc.message), ctx)
-    if isinstance(exc, openai.APITimeoutError) or isinstance(exc, httpx.TimeoutException):
-        if isinstance(exc, httpx.ConnectTimeout) or isinstance(exc.__cause__, httpx.ConnectTimeout):
+    if isinstance(exc, (openai.APITimeoutError, *_TIMEOUT)):
+        if isinstance(exc, _CONNECT_TIMEOUT) or isinstance(exc.__cause__, _CONNECT_TIMEOUT):
             return f"Cannot reach the backend at {where}: the connection timed out."
         wait = f" for {ctx.read_timeout:g} seconds" if ctx.read_timeout else ""
         return f"The backend at {where} sent nothing{wait}; it may be overloaded or stuck (raise the read timeout valve for long prompts)."
-    if isinstance(exc, openai.APIConnectionError) or isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, (openai.APIConnectionError, *_CONNECT_ERROR)):
         cause = f"{exc} {exc.__cause__ or ''} {exc.__context__ or ''}".lower()
         if "certificate" in cause:
             return (
@@ -140,7 +158,7 @@ def _describe(exc: BaseException, ctx: ErrorContext) -> str:
         if any(s in cause for s in ("name or service not known", "nodename nor servname", "name resolution", "getaddrinfo")):
             return f"Cannot reach the backend at {where}: its host name does not resolve."
         return f"Cannot reach the backend at {where}: is the server running?"
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+    if isinstance(exc, _DROPPED):
         return f"The connection to the backend at {where} dropped mid-answer; the text above is all that arrived."
     if isinstance(exc, json.JSONDecodeError):
         return f"The backend at {where} sent a malformed stream chunk; the answer stopped there."

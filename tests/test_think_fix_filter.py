@@ -36,6 +36,7 @@ import install
 from tests.emulators.vllm import DEFAULT_SCRIPT, VLLMEmulator
 from tests.emulators.vllm_variants import VLLMWithCORS
 from tests.support.built import load_function_source
+from tests.support.openwebui_versions import API_STREAM_FILTERS_PARSED, requires_open_webui
 from tests.support.ports import free_port
 
 R1 = "deepseek-ai/DeepSeek-R1"
@@ -451,6 +452,7 @@ def real_open_webui(open_webui_bin: Path, tmp_path_factory: pytest.TempPathFacto
         direct_backend.stop()
 
 
+@requires_open_webui(API_STREAM_FILTERS_PARSED, "stream-hook calls with parsed chunks for API callers (raw lines before)")
 def test_real_open_webui_api_stream_carries_reasoning_separately(real_open_webui: RealOpenWebUI) -> None:
     body = {"model": R1, "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
     reasoning = content = ""

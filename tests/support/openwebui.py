@@ -65,6 +65,22 @@ def parse_sse(lines: list[str]) -> list[dict[str, Any]]:
     return chunks
 
 
+def stored_answer(message: Mapping[str, Any]) -> str:
+    """The answer text of a stored assistant message, whichever release saved it.
+
+    0.12 and 0.6 save `content`; 0.10 saves only `output` items server-side (the web UI fills `content` later)."""
+    if message.get("content"):
+        return str(message["content"])
+    parts = [
+        part.get("text", "")
+        for item in message.get("output") or []
+        if isinstance(item, dict) and item.get("type") == "message"
+        for part in item.get("content") or []
+        if isinstance(part, dict)
+    ]
+    return "".join(parts)
+
+
 class OpenWebUI:
     """One `open-webui serve` subprocess with its own DATA_DIR and first (admin) user."""
 
@@ -244,6 +260,7 @@ class OpenWebUI:
     ) -> list[dict[str, Any]]:
         """POST /api/chat/completions as a plain API client (no chat_id/session_id: the reply comes back
         over HTTP). Streamed: the parsed `data:` chunks; not streamed: a one-item list with the reply."""
+        self._refresh_models_on_old_releases(token)
         body = {"model": model, "messages": messages, "stream": stream, **extra}
         response = self.api("POST", "/api/chat/completions", json=body, token=token, stream=stream, timeout=300)
         if not stream:
@@ -256,6 +273,7 @@ class OpenWebUI:
     ) -> tuple[str, list[str]]:
         """Start a reply the way the web UI does: a saved chat, `chat_id` + `id` + `session_id`, so Open WebUI
         runs the pipe as a background task (stoppable) and answers at once with its task ids."""
+        self._refresh_models_on_old_releases(token)
         chat = self.json("POST", "/api/v1/chats/new", json={"chat": {"title": "test", "messages": []}}, token=token)
         body = {
             "model": model,
@@ -264,10 +282,17 @@ class OpenWebUI:
             "chat_id": chat["id"],
             "id": str(uuid.uuid4()),
             "session_id": f"test-{uuid.uuid4().hex}",
+            **({"parent_message": {}} if self.version < (0, 10) else {}),  # older web UIs always send it
             **extra,
         }
         reply = self.json("POST", "/api/chat/completions", json=body, token=token)
         return str(chat["id"]), list(reply["task_ids"])
+
+    def _refresh_models_on_old_releases(self, token: str | None) -> None:
+        """0.6 looks a chat's model up in the list cached at the last GET /api/models (the web UI fetches it on
+        every page load), so a function registered since is "Model not found" until the list is fetched again."""
+        if self.version < (0, 9):
+            self.models(token)
 
     def chat_task_ids(self, chat_id: str, token: str | None = None) -> list[str]:
         return list(self.json("GET", f"/api/tasks/chat/{chat_id}", token=token)["task_ids"])

@@ -20,6 +20,7 @@ from tests.support.openwebui import OPEN_WEBUI_BIN
 # Changes between releases that touch r1relay (the issue-12 list, checked in each release's source).
 FILTER_OUTLET_ON_SERVER = Version("0.9.0")  # outlet runs in the server after a reply (before: only the web UI's /api/chat/completed)
 REASONING_AS_OUTPUT_ITEMS = Version("0.10.0")  # a reply's thinking is stored as `output` items, not `<details>` text
+API_STREAM_FILTERS_PARSED = Version("0.11.1")  # API callers' streams reach `stream` hooks as parsed chunks, not raw lines
 NATIVE_TOOLS_BY_DEFAULT = Version("0.10.0")  # chats carry `tools`; a pipe must relay them or tools do nothing
 
 
