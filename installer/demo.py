@@ -195,7 +195,8 @@ def run_demo(port: int) -> int:
         Installer(client, InstallOptions(valves=valves, overwrite_valves=True, switched_off=no_backend)).run(built)
         client.set_default_model(DEFAULT_MODEL)
         verify(client, built)
-        print(f"\nOpen WebUI is ready: {url}\n  email:    {DEMO_EMAIL}\n  password: {password}  (kept in {password_file})\nPress Ctrl-C to stop.")
+        kept = password_file.relative_to(Path.cwd()) if password_file.is_relative_to(Path.cwd()) else password_file
+        print(f"\nOpen WebUI is ready: {url}\n  email:    {DEMO_EMAIL}\n  password: {password}  (kept in {kept})\nPress Ctrl-C to stop.")
         while (problem := children.first_exited()) is None:
             time.sleep(1)
         raise UsageError(problem)
