@@ -13,11 +13,21 @@ template here mirrors a real Hugging Face chat template, byte for byte, with
 - `qwq`: QwQ-32B. ChatML; thinking dropped from earlier assistant turns; ends
   `<|im_start|>assistant\\n<think>\\n` (also pre-filled thinking).
 - `chatml`: the same ChatML rendering with a plain `<|im_start|>assistant\\n` generation prompt,
-  for Qwen-family models that open `<think>` themselves.
+  for Qwen-family models that open `<think>` themselves (Qwen3: its tool block and its
+  `enable_thinking=False` prompt are rendered as Qwen3's template renders them).
 - `llama3`: Meta-Llama-3-Instruct: `<|begin_of_text|>` then
   `<|start_header_id|>role<|end_header_id|>\\n\\ncontent<|eot_id|>` per message (content trimmed).
 - `plain`: `System: …\\nUser: …\\nAssistant: …` lines ending `Assistant:`, for base models and
   home-made servers with no template; thinking is dropped from assistant turns.
+
+Tools: with `tools`, `deepseek-r1` adds the tool section vLLM and SGLang give R1 to the system
+prompt, `qwq`/`chatml` Qwen's `# Tools` system block (backend_adapters/tool_prompts.py); earlier
+calls and `role: "tool"` results render as each template renders them. `llama3` and `plain` have
+no tool format and render no tools.
+
+Thinking off (`thinking_off`): templates that think (`CHAT_TEMPLATES_THINKING_OFF`) end the prompt
+with an empty, closed thinking block, as Qwen3's template does for `enable_thinking=False`; the
+output is then all answer.
 
 Content may be a string or a list of OpenAI content parts (text parts are kept, joined by a
 newline; images are dropped). Names are prefixed so the installer can inline this module.
@@ -28,9 +38,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from backend_adapters.tool_prompts import hermes_tool_section, r1_tool_section
+
 TEMPLATES: tuple[str, ...] = ("deepseek-r1", "qwq", "chatml", "llama3", "plain")
 # Templates whose prompt ends inside an open `<think>` block: the output has `</think>` but no opener.
 CHAT_TEMPLATES_PREFILLING_THINK: tuple[str, ...] = ("deepseek-r1", "qwq")
+# Templates of thinking models: with thinking off, the prompt ends in an empty thinking block.
+CHAT_TEMPLATES_THINKING_OFF: tuple[str, ...] = ("deepseek-r1", "qwq", "chatml")
+# The family whose tool markup each template's model speaks; the others render no tools.
+CHAT_TEMPLATE_TOOL_FORMATS: dict[str, str] = {"deepseek-r1": "deepseek", "qwq": "hermes", "chatml": "hermes"}
+EMPTY_THINKING = "<think>\n\n</think>\n\n"
 
 _R1_BOS = "<｜begin▁of▁sentence｜>"
 _R1_EOS = "<｜end▁of▁sentence｜>"
@@ -84,10 +101,13 @@ def _ct_call_parts(call: dict[str, Any]) -> tuple[str, str, str]:
     return str(call.get("type", "function")), str(function.get("name", "")), arguments
 
 
-def _render_deepseek_r1(messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
+def _render_deepseek_r1(
+    messages: list[dict[str, Any]], add_generation_prompt: bool, tools: list[dict], thinking_off: bool
+) -> str:
     """DeepSeek-R1's tokenizer_config chat template, step for step (including its tool quirks)."""
     systems = [chat_template_text(m.get("content")) for m in messages if m.get("role") == "system"]
-    out = [_R1_BOS, "\n\n".join(systems)]
+    system_prompt = "\n\n".join(systems) + ("\n\n" + r1_tool_section(tools) if tools else "")
+    out = [_R1_BOS, system_prompt]
     is_tool, is_first_call, is_output_first = False, False, True
     for message in messages:
         role = message.get("role")
@@ -124,14 +144,21 @@ def _render_deepseek_r1(messages: list[dict[str, Any]], add_generation_prompt: b
     if is_tool:
         out.append(_R1_OUTPUTS_END)
     if add_generation_prompt and not is_tool:
-        out.append(_R1_ASSISTANT + "<think>\n")
+        out.append(_R1_ASSISTANT + (EMPTY_THINKING if thinking_off else "<think>\n"))
     return "".join(out)
 
 
-def _render_qwen_chatml(messages: list[dict[str, Any]], add_generation_prompt: bool, generation_prompt: str) -> str:
-    """QwQ-32B's chat template (ChatML) without tool definitions; only the generation prompt varies."""
+def _render_qwen_chatml(
+    messages: list[dict[str, Any]], add_generation_prompt: bool, generation_prompt: str, tools: list[dict], qwen3: bool
+) -> str:
+    """QwQ-32B's chat template (ChatML); only the generation prompt varies, and with `qwen3` the
+    tool block leaves out QwQ's blank lines when there is no system prompt, as Qwen3's does."""
     out: list[str] = []
-    if messages and messages[0].get("role") == "system":
+    has_system = bool(messages) and messages[0].get("role") == "system"
+    if tools:
+        system = chat_template_text(messages[0].get("content")) + "\n\n" if has_system else ("" if qwen3 else "\n\n")
+        out.append(f"<|im_start|>system\n{system}{hermes_tool_section(tools)}<|im_end|>\n")
+    elif has_system:
         out.append("<|im_start|>system\n" + chat_template_text(messages[0].get("content")) + "<|im_end|>\n")
     last = len(messages) - 1
     for index, message in enumerate(messages):
@@ -192,14 +219,22 @@ def _render_plain(messages: list[dict[str, Any]], add_generation_prompt: bool) -
     return "\n".join(lines)
 
 
-def render_prompt(messages: list[dict[str, Any]], template: str, *, add_generation_prompt: bool = True) -> str:
+def render_prompt(
+    messages: list[dict[str, Any]],
+    template: str,
+    *,
+    add_generation_prompt: bool = True,
+    tools: list[dict] | None = None,
+    thinking_off: bool = False,
+) -> str:
     """The prompt string for `messages` under the named template (one of `TEMPLATES`)."""
+    tools = tools or []
     if template == "deepseek-r1":
-        return _render_deepseek_r1(messages, add_generation_prompt)
-    if template == "qwq":
-        return _render_qwen_chatml(messages, add_generation_prompt, "<|im_start|>assistant\n<think>\n")
-    if template == "chatml":
-        return _render_qwen_chatml(messages, add_generation_prompt, "<|im_start|>assistant\n")
+        return _render_deepseek_r1(messages, add_generation_prompt, tools, thinking_off)
+    if template in ("qwq", "chatml"):
+        opening = "<think>\n" if template == "qwq" else ""
+        prompt = "<|im_start|>assistant\n" + (EMPTY_THINKING if thinking_off else opening)
+        return _render_qwen_chatml(messages, add_generation_prompt, prompt, tools, qwen3=template == "chatml")
     if template == "llama3":
         return _render_llama3(messages, add_generation_prompt)
     if template == "plain":
