@@ -25,15 +25,23 @@ import httpx
 
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
-from backend_adapters.chat_templates import CHAT_TEMPLATES_PREFILLING_THINK, render_prompt
+from backend_adapters.chat_templates import (
+    CHAT_TEMPLATE_TOOL_FORMATS,
+    CHAT_TEMPLATES_PREFILLING_THINK,
+    CHAT_TEMPLATES_THINKING_OFF,
+    render_prompt,
+)
 from backend_adapters.errors import BackendError, body_message, safe_url
-from backend_adapters.events import Error, Event, Finish, Usage
+from backend_adapters.events import Error, Event, Finish, Status, Usage
 from backend_adapters.http_backend import one_line, pooled_client
 from backend_adapters.model_families import starts_in_thinking
 from backend_adapters.replicas import stream_from_replicas
 from backend_adapters.settle import settled
 from backend_adapters.sse import aiter_sse
+from backend_adapters.text_only import TEXT_ONLY_NOTICE, carries_images
 from backend_adapters.think_splitter import ThinkSplitter
+from backend_adapters.tool_call_parser import ToolCallParser
+from backend_adapters.tool_stream import tools_to_offer, with_tool_calls
 
 # Keys a JSON-encoded stream piece may carry its text under (some servers send `data: {"token": …}`).
 PIECE_KEYS = ("token", "text", "content", "delta")
@@ -101,7 +109,9 @@ class PromptServerAdapter:
             return list(self.config.models)
         raise BackendError("Prompt servers have no model list.")
 
-    def _starts_in_thinking(self, model: str) -> bool:
+    def _starts_in_thinking(self, model: str, thinking_off: bool = False) -> bool:
+        if thinking_off and self.settings.template in CHAT_TEMPLATES_THINKING_OFF:
+            return False  # the prompt ends in an empty, closed thinking block
         if self.config.think_start == "auto" and self.settings.template in CHAT_TEMPLATES_PREFILLING_THINK:
             return True
         return starts_in_thinking(model, self.config.think_start)
@@ -128,23 +138,32 @@ class PromptServerAdapter:
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         config = self.config
         client = pooled_client(config)
+        tool_format = CHAT_TEMPLATE_TOOL_FORMATS.get(self.settings.template)
+        tools = tools_to_offer(request) if tool_format else []
         try:
-            prompt = render_prompt(request.messages, self.settings.template)
+            prompt = render_prompt(
+                request.messages, self.settings.template, tools=tools, thinking_off=request.thinking_off
+            )
         except (KeyError, ValueError) as exc:
             yield Error(f"The PROMPT_TEMPLATE setting cannot render this chat: {exc}.")
             return
-        splitter = ThinkSplitter(self._starts_in_thinking(request.model))
+        if carries_images(request.messages):
+            yield Status(TEXT_ONLY_NOTICE)
+        splitter = ThinkSplitter(self._starts_in_thinking(request.model, request.thinking_off))
 
         async def send(url: str) -> httpx.Response:
             return await client.send(self._build(client, url, prompt, request), stream=True)
 
-        async for event in stream_from_replicas(
+        events = stream_from_replicas(
             config,
             request.model,
             waiting="Waiting for {host}…",
             send=send,
             events=lambda response, ctx: settled(self._pieces(response, splitter, safe_url(ctx.url)), splitter, ctx),
-        ):
+        )
+        if tools:
+            events = with_tool_calls(events, ToolCallParser(tool_format))  # type: ignore[arg-type]
+        async for event in events:
             yield event
 
     async def _pieces(self, response: httpx.Response, splitter: ThinkSplitter, where: str) -> AsyncIterator[Event]:
