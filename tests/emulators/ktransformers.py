@@ -259,8 +259,16 @@ class KTransformersEmulator(Emulator):
         return web.json_response({"models": [{"name": self.model_name, "modified_at": "123", "size": 123}]})
 
     async def _handwritten(self, request: web.Request, body: dict) -> web.Response:
-        """One JSON completion, whatever `stream` says; `force_think` pre-fills the opening tag."""
+        """One JSON completion, whatever `stream` says; `force_think` pre-fills the opening tag.
+
+        Its request model is pydantic's `class Message(BaseModel): role: str; content: str`, so a
+        list of content parts (or a null content beside tool_calls) is FastAPI's 422.
+        """
         messages = body.get("messages", [])
+        for index, message in enumerate(messages):
+            if not isinstance(message.get("content"), str):
+                detail = {"type": "string_type", "loc": ["body", "messages", index, "content"], "msg": "Input should be a valid string", "input": message.get("content")}
+                return web.json_response({"detail": [detail]}, status=422)
         tokens = vllm_tokens(self.script)
         started = time.monotonic()
         await self._generate(request, self._label(messages), tokens, self._ignore)
