@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from backend_adapters.tool_call_parser import ToolFormat
 from backend_adapters.tool_prompts import hermes_tool_section, r1_tool_section
 
 TEMPLATES: tuple[str, ...] = ("deepseek-r1", "qwq", "chatml", "llama3", "plain")
@@ -46,7 +47,7 @@ CHAT_TEMPLATES_PREFILLING_THINK: tuple[str, ...] = ("deepseek-r1", "qwq")
 # Templates of thinking models: with thinking off, the prompt ends in an empty thinking block.
 CHAT_TEMPLATES_THINKING_OFF: tuple[str, ...] = ("deepseek-r1", "qwq", "chatml")
 # The family whose tool markup each template's model speaks; the others render no tools.
-CHAT_TEMPLATE_TOOL_FORMATS: dict[str, str] = {"deepseek-r1": "deepseek", "qwq": "hermes", "chatml": "hermes"}
+CHAT_TEMPLATE_TOOL_FORMATS: dict[str, ToolFormat] = {"deepseek-r1": "deepseek", "qwq": "hermes", "chatml": "hermes"}
 EMPTY_THINKING = "<think>\n\n</think>\n\n"
 
 _R1_BOS = "<｜begin▁of▁sentence｜>"

@@ -161,8 +161,8 @@ class PromptServerAdapter:
             send=send,
             events=lambda response, ctx: settled(self._pieces(response, splitter, safe_url(ctx.url)), splitter, ctx),
         )
-        if tools:
-            events = with_tool_calls(events, ToolCallParser(tool_format))  # type: ignore[arg-type]
+        if tool_format and tools:
+            events = with_tool_calls(events, ToolCallParser(tool_format))
         async for event in events:
             yield event
 

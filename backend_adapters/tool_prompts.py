@@ -108,27 +108,25 @@ def _text_of(content: Any) -> str:
 
 
 def tool_turns_as_text(messages: list[dict], tool_format: ToolFormat) -> list[dict]:
-    """Assistant `tool_calls` become markup in the assistant's text; tool results one user turn of text."""
+    """Assistant `tool_calls` become markup in the assistant's text; consecutive tool results one user turn."""
     out: list[dict] = []
+    results: list[str] = []
     for message in messages:
-        role = message.get("role")
+        if message.get("role") == "tool":
+            results.append(_text_of(message.get("content")))
+            continue
+        if results:
+            out.append({"role": "user", "content": results_as_text(tool_format, results)})
+            results = []
         calls = message.get("tool_calls")
-        if role == "assistant" and isinstance(calls, list) and calls:
+        if message.get("role") == "assistant" and isinstance(calls, list) and calls:
             text = _text_of(message.get("content"))
             joiner = "\n" if text and tool_format == "hermes" else ""
             out.append({"role": "assistant", "content": text + joiner + calls_as_text(tool_format, calls)})
-        elif role == "tool":
-            result = _text_of(message.get("content"))
-            if out and out[-1].get("_tool_results") is not None:
-                out[-1]["_tool_results"].append(result)
-            else:
-                out.append({"role": "user", "_tool_results": [result]})
         else:
             out.append(message)
-    for message in out:
-        results = message.pop("_tool_results", None)
-        if results is not None:
-            message["content"] = results_as_text(tool_format, results)
+    if results:
+        out.append({"role": "user", "content": results_as_text(tool_format, results)})
     return out
 
 
