@@ -225,13 +225,14 @@ def finish_reasons(run: PipeRun) -> list[str]:
         ("qwq", HERMES_CALL, "<|im_start|>user\n<tool_response>\n1764120000\n</tool_response><|im_end|>"),
     ],
 )
+@pytest.mark.parametrize("use_stream", [True, False], ids=["stream", "generate"])
 async def test_markup_becomes_tool_calls_and_the_result_reaches_the_next_prompt(
-    flask_pipe, prompt_server: PromptServerEmulator, template: str, call: str, result_in_prompt: str
+    flask_pipe, prompt_server: PromptServerEmulator, template: str, call: str, result_in_prompt: str, use_stream: bool
 ) -> None:
-    """The model's call markup, split anywhere on the wire, streams out as OpenAI tool_calls."""
+    """The model's call markup, split anywhere on the wire (or whole from /generate), streams out as OpenAI tool_calls."""
     prompt_server.split_writes = True
     prompt_server.pieces = ("The user wants the time.\nI will call the tool.\n</think>\n\n", call[:9], call[9:40], call[40:])
-    pipe = make_pipe(flask_pipe, BASE_URLS=prompt_server.url, PROMPT_TEMPLATE=template)
+    pipe = make_pipe(flask_pipe, BASE_URLS=prompt_server.url, PROMPT_TEMPLATE=template, USE_STREAM=use_stream)
     question = {"role": "user", "content": "What time is it?"}
     body = {"model": MODEL, "messages": [question], "stream": True, "tools": [TIME_TOOL]}
     run = await run_pipe(pipe, flask_pipe, body)
