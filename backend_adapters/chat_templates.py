@@ -13,15 +13,17 @@ template here mirrors a real Hugging Face chat template, byte for byte, with
 - `qwq`: QwQ-32B. ChatML; thinking dropped from earlier assistant turns; ends
   `<|im_start|>assistant\\n<think>\\n` (also pre-filled thinking).
 - `chatml`: the same ChatML rendering with a plain `<|im_start|>assistant\\n` generation prompt,
-  for Qwen-family models that open `<think>` themselves (Qwen3: its tool block and its
-  `enable_thinking=False` prompt are rendered as Qwen3's template renders them).
+  for ChatML models that open `<think>` themselves (its tool block and thinking-off prompt are
+  Qwen3's, whose first-turn prompts it matches).
+- `qwen3`: Qwen3's own template (hybrid thinking models: they open `<think>` themselves): ChatML,
+  thinking of earlier turns dropped, string tool arguments kept as they are, `enable_thinking`.
 - `llama3`: Meta-Llama-3-Instruct: `<|begin_of_text|>` then
   `<|start_header_id|>role<|end_header_id|>\\n\\ncontent<|eot_id|>` per message (content trimmed).
 - `plain`: `System: …\\nUser: …\\nAssistant: …` lines ending `Assistant:`, for base models and
   home-made servers with no template; thinking is dropped from assistant turns.
 
 Tools: with `tools`, `deepseek-r1` adds the tool section vLLM and SGLang give R1 to the system
-prompt, `qwq`/`chatml` Qwen's `# Tools` system block (backend_adapters/tool_prompts.py); earlier
+prompt, `qwq`/`qwen3`/`chatml` Qwen's `# Tools` system block (backend_adapters/tool_prompts.py); earlier
 calls and `role: "tool"` results render as each template renders them. `llama3` and `plain` have
 no tool format and render no tools.
 
@@ -41,13 +43,13 @@ from typing import Any
 from backend_adapters.tool_call_parser import ToolFormat
 from backend_adapters.tool_prompts import hermes_tool_section, r1_tool_section
 
-TEMPLATES: tuple[str, ...] = ("deepseek-r1", "qwq", "chatml", "llama3", "plain")
+TEMPLATES: tuple[str, ...] = ("deepseek-r1", "qwq", "qwen3", "chatml", "llama3", "plain")
 # Templates whose prompt ends inside an open `<think>` block: the output has `</think>` but no opener.
 CHAT_TEMPLATES_PREFILLING_THINK: tuple[str, ...] = ("deepseek-r1", "qwq")
 # Templates of thinking models: with thinking off, the prompt ends in an empty thinking block.
-CHAT_TEMPLATES_THINKING_OFF: tuple[str, ...] = ("deepseek-r1", "qwq", "chatml")
+CHAT_TEMPLATES_THINKING_OFF: tuple[str, ...] = ("deepseek-r1", "qwq", "qwen3", "chatml")
 # The family whose tool markup each template's model speaks; the others render no tools.
-CHAT_TEMPLATE_TOOL_FORMATS: dict[str, ToolFormat] = {"deepseek-r1": "deepseek", "qwq": "hermes", "chatml": "hermes"}
+CHAT_TEMPLATE_TOOL_FORMATS: dict[str, ToolFormat] = {"deepseek-r1": "deepseek", "qwq": "hermes", "qwen3": "hermes", "chatml": "hermes"}
 EMPTY_THINKING = "<think>\n\n</think>\n\n"
 
 _R1_BOS = "<｜begin▁of▁sentence｜>"
@@ -192,6 +194,67 @@ def _render_qwen_chatml(
     return "".join(out)
 
 
+def _qwen3_last_query(messages: list[dict[str, Any]]) -> int:
+    """Index of the last real user question (tool results sent as user turns do not count)."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        text = chat_template_text(message.get("content"))
+        if message.get("role") == "user" and not (text.startswith("<tool_response>") and text.endswith("</tool_response>")):
+            return index
+    return len(messages) - 1
+
+
+def _qwen3_assistant(message: dict[str, Any], after_query: bool, last: bool) -> str:
+    content = chat_template_text(message.get("content"))
+    reasoning = message.get("reasoning_content")
+    if not isinstance(reasoning, str):
+        reasoning = ""
+        if _CT_THINK_CLOSE in content:
+            before = content.split(_CT_THINK_CLOSE)[0]
+            content = content.split(_CT_THINK_CLOSE)[-1].lstrip("\n")
+            reasoning = before.rstrip("\n").split("<think>")[-1].lstrip("\n")
+    if after_query and (last or reasoning):
+        out = f"<|im_start|>assistant\n<think>\n{reasoning.strip(chr(10))}\n</think>\n\n{content.lstrip(chr(10))}"
+    else:
+        out = "<|im_start|>assistant\n" + content
+    for number, call in enumerate(_ct_tool_calls(message)):
+        function = call.get("function") or call
+        arguments = function.get("arguments", "")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        out += ("\n" if number or content else "") + f'<tool_call>\n{{"name": "{function.get("name", "")}", "arguments": {arguments}}}\n</tool_call>'
+    return out + "<|im_end|>\n"
+
+
+def _render_qwen3(
+    messages: list[dict[str, Any]], add_generation_prompt: bool, tools: list[dict], thinking_off: bool
+) -> str:
+    """Qwen3's tokenizer_config chat template, step for step."""
+    out: list[str] = []
+    has_system = bool(messages) and messages[0].get("role") == "system"
+    system = chat_template_text(messages[0].get("content")) if has_system else ""
+    if tools:
+        out.append("<|im_start|>system\n" + (system + "\n\n" if has_system else "") + hermes_tool_section(tools) + "<|im_end|>\n")
+    elif has_system:
+        out.append(f"<|im_start|>system\n{system}<|im_end|>\n")
+    last_query, last = _qwen3_last_query(messages), len(messages) - 1
+    for index, message in enumerate(messages):
+        role = message.get("role")
+        if role == "user" or (role == "system" and index != 0):
+            out.append(f"<|im_start|>{role}\n{chat_template_text(message.get('content'))}<|im_end|>\n")
+        elif role == "assistant":
+            out.append(_qwen3_assistant(message, index > last_query, index == last))
+        elif role == "tool":
+            if index == 0 or messages[index - 1].get("role") != "tool":
+                out.append("<|im_start|>user")
+            out.append(f"\n<tool_response>\n{chat_template_text(message.get('content'))}\n</tool_response>")
+            if index == last or messages[index + 1].get("role") != "tool":
+                out.append("<|im_end|>\n")
+    if add_generation_prompt:
+        out.append("<|im_start|>assistant\n" + (EMPTY_THINKING if thinking_off else ""))
+    return "".join(out)
+
+
 def _render_llama3(messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
     """Meta-Llama-3-Instruct's template: BOS on the first message, every content `trim`med."""
     out = []
@@ -232,6 +295,8 @@ def render_prompt(
     tools = tools or []
     if template == "deepseek-r1":
         return _render_deepseek_r1(messages, add_generation_prompt, tools, thinking_off)
+    if template == "qwen3":
+        return _render_qwen3(messages, add_generation_prompt, tools, thinking_off)
     if template in ("qwq", "chatml"):
         opening = "<think>\n" if template == "qwq" else ""
         prompt = "<|im_start|>assistant\n" + (EMPTY_THINKING if thinking_off else opening)

@@ -293,3 +293,19 @@ def test_templates_without_a_tool_format_render_no_tools(template: str) -> None:
     chat = [{"role": "user", "content": "Q"}]
     tools = [{"type": "function", "function": {"name": "f"}}]
     assert render_prompt(chat, template, tools=tools) == render_prompt(chat, template)
+
+
+@PARITY
+@given(messages=conversations(), tools=st.one_of(st.none(), tool_lists()), thinking_off=st.booleans())
+def test_qwen3_matches_real_template(messages: list[dict], tools: list[dict] | None, thinking_off: bool) -> None:
+    kwargs = {"enable_thinking": False} if thinking_off else {}
+    assert render_prompt(messages, "qwen3", tools=tools, thinking_off=thinking_off) == reference_prompt(messages, "qwen3", tools, **kwargs)
+
+
+@pytest.mark.parametrize("cut", [3, 4, 5, 6, 7], ids=["after-call", "after-tool", "after-tools", "after-answer", "after-user"])
+def test_qwen3_tool_turns_match_real_template(cut: int) -> None:
+    """Qwen3 keeps string arguments as they are (QwQ re-encodes them) and thinks anew after tool results."""
+    messages = [{**m, "content": m["content"] or ""} for m in TOOL_CHAT[:cut]]
+    tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {}}}}]
+    assert render_prompt(messages, "qwen3", tools=tools) == reference_prompt(messages, "qwen3", tools)
+    assert render_prompt(messages, "qwen3") == reference_prompt(messages, "qwen3")
