@@ -223,6 +223,7 @@ def finish_reasons(run: PipeRun) -> list[str]:
             "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>1764120000<｜tool▁output▁end｜><｜tool▁outputs▁end｜>",
         ),
         ("qwq", HERMES_CALL, "<|im_start|>user\n<tool_response>\n1764120000\n</tool_response><|im_end|>"),
+        ("qwen3", HERMES_CALL, "<|im_start|>user\n<tool_response>\n1764120000\n</tool_response><|im_end|>"),
     ],
 )
 @pytest.mark.parametrize("use_stream", [True, False], ids=["stream", "generate"])
