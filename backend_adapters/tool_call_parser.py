@@ -118,7 +118,9 @@ class ToolCallParser:
         self._new_id = new_id
         self._state = _TEXT
         self._held = ""  # text state: trailing whitespace and a possible partial opening tag
-        self._body = ""  # block or call state: markup not yet closed
+        self._body = ""  # block state: a possible partial tag between calls
+        self._call_parts: list[str] = []  # call state: the call's text so far, joined once when it closes
+        self._call_tail = ""  # its last characters, where a closing tag may have begun
         self._calls = 0
 
     @property
@@ -131,6 +133,8 @@ class ToolCallParser:
 
     def feed(self, text: str) -> list[Content | ToolCall]:
         """The events this piece of answer text completes."""
+        if self._state == _TEXT and not self._held and text and "<" not in text and not text[-1].isspace():
+            return [Content(text)]  # the common token: nothing to hold back
         out: list[Content | ToolCall] = []
         buf = text
         while buf:
@@ -146,10 +150,10 @@ class ToolCallParser:
         """The end of the answer: an open call is read if it can be, else released as text."""
         out: list[Content | ToolCall] = []
         if self._state == _CALL:
-            self._finish_call(self._body, out, closed=False)
+            self._finish_call("".join(self._call_parts), out, closed=False)
         elif self._state == _TEXT and self._held.strip():
             out.append(Content(self._held.rstrip()))
-        self._state, self._held, self._body = _TEXT, "", ""
+        self._state, self._held, self._body, self._call_parts, self._call_tail = _TEXT, "", "", [], ""
         return out
 
     def _text(self, buf: str, out: list[Content | ToolCall]) -> str:
@@ -161,7 +165,7 @@ class ToolCallParser:
             if before:
                 out.append(Content(before))
             self._state = _BLOCK if self._markup.block_open else _CALL
-            self._body = ""
+            self._body, self._call_parts, self._call_tail = "", [], ""
             return buf[at + len(opener) :]
         keep = _partial_suffix(buf, (opener,))
         ready = buf[: len(buf) - keep]
@@ -180,23 +184,27 @@ class ToolCallParser:
         if starts:
             at, tag = min(starts)
             self._state = _CALL if tag == m.call_open else _TEXT
+            self._call_parts, self._call_tail = [], ""
             return buf[at + len(tag) :]
         keep = _partial_suffix(buf, (m.call_open, m.block_close))
         self._body = buf[len(buf) - keep :]
         return ""
 
     def _call(self, buf: str, out: list[Content | ToolCall]) -> str:
+        """Inside a call: only its closing tag matters; work per chunk is proportional to the chunk."""
         close = self._markup.call_close
-        searched = max(0, len(self._body) - len(close) + 1)
-        self._body += buf
-        at = self._body.find(close, searched)
+        window = self._call_tail + buf
+        at = window.find(close)
         if at < 0:
+            self._call_parts.append(buf)
+            self._call_tail = window[-(len(close) - 1) :]
             return ""
-        rest = self._body[at + len(close) :]
-        self._finish_call(self._body[:at], out, closed=True)
-        self._body = ""
+        before = "".join(self._call_parts)
+        body = before[: len(before) - len(self._call_tail)] + window[:at]
+        self._call_parts, self._call_tail = [], ""
+        self._finish_call(body, out, closed=True)
         self._state = _BLOCK if self._markup.block_open else _TEXT
-        return rest
+        return window[at + len(close) :]
 
     def _finish_call(self, body: str, out: list[Content | ToolCall], *, closed: bool) -> None:
         parsed = self._read_call(body.strip())
