@@ -25,23 +25,17 @@ import httpx
 
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
-from backend_adapters.chat_templates import (
-    CHAT_TEMPLATE_TOOL_FORMATS,
-    CHAT_TEMPLATES_PREFILLING_THINK,
-    CHAT_TEMPLATES_THINKING_OFF,
-    render_prompt,
-)
+from backend_adapters.chat_templates import CHAT_TEMPLATES_PREFILLING_THINK
 from backend_adapters.errors import BackendError, body_message, safe_url
-from backend_adapters.events import Error, Event, Finish, Status, Usage
+from backend_adapters.events import Error, Event, Finish, Usage
 from backend_adapters.http_backend import one_line, pooled_client
 from backend_adapters.model_families import starts_in_thinking
+from backend_adapters.prompt_plan import plan_prompt
 from backend_adapters.replicas import stream_from_replicas
 from backend_adapters.settle import settled
 from backend_adapters.sse import aiter_sse
-from backend_adapters.text_only import TEXT_ONLY_NOTICE, carries_images
 from backend_adapters.think_splitter import ThinkSplitter
-from backend_adapters.tool_call_parser import ToolCallParser
-from backend_adapters.tool_stream import tools_to_offer, with_tool_calls
+from backend_adapters.tool_stream import with_tool_calls
 
 # Keys a JSON-encoded stream piece may carry its text under (some servers send `data: {"token": …}`).
 PIECE_KEYS = ("token", "text", "content", "delta")
@@ -109,9 +103,7 @@ class PromptServerAdapter:
             return list(self.config.models)
         raise BackendError("Prompt servers have no model list.")
 
-    def _starts_in_thinking(self, model: str, thinking_off: bool = False) -> bool:
-        if thinking_off and self.settings.template in CHAT_TEMPLATES_THINKING_OFF:
-            return False  # the prompt ends in an empty, closed thinking block
+    def _starts_in_thinking(self, model: str) -> bool:
         if self.config.think_start == "auto" and self.settings.template in CHAT_TEMPLATES_PREFILLING_THINK:
             return True
         return starts_in_thinking(model, self.config.think_start)
@@ -138,18 +130,15 @@ class PromptServerAdapter:
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         config = self.config
         client = pooled_client(config)
-        tool_format = CHAT_TEMPLATE_TOOL_FORMATS.get(self.settings.template)
-        tools = tools_to_offer(request) if tool_format else []
         try:
-            prompt = render_prompt(
-                request.messages, self.settings.template, tools=tools, thinking_off=request.thinking_off
-            )
+            plan = plan_prompt(request, self.settings.template)  # tools, thinking off, notices (issue 9)
         except (KeyError, ValueError) as exc:
             yield Error(f"The PROMPT_TEMPLATE setting cannot render this chat: {exc}.")
             return
-        if carries_images(request.messages):
-            yield Status(TEXT_ONLY_NOTICE)
-        splitter = ThinkSplitter(self._starts_in_thinking(request.model, request.thinking_off))
+        prompt = plan.prompt
+        for notice in plan.notices:
+            yield notice
+        splitter = ThinkSplitter(not plan.thinking_closed and self._starts_in_thinking(request.model))
 
         async def send(url: str) -> httpx.Response:
             return await client.send(self._build(client, url, prompt, request), stream=True)
@@ -161,8 +150,8 @@ class PromptServerAdapter:
             send=send,
             events=lambda response, ctx: settled(self._pieces(response, splitter, safe_url(ctx.url)), splitter, ctx),
         )
-        if tool_format and tools:
-            events = with_tool_calls(events, ToolCallParser(tool_format))
+        if plan.tool_parser is not None:
+            events = with_tool_calls(events, plan.tool_parser)
         async for event in events:
             yield event
 
