@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-import install
+from installer import bundle
 from tests.emulators.vllm import VLLMEmulator, count_prompt_tokens
 from tests.support.openwebui import OpenWebUI
 from tests.test_context_fit_filter import LIMIT, MODEL, long_chat
@@ -26,10 +26,10 @@ def fitted(openwebui: OpenWebUI) -> Iterator[tuple[OpenWebUI, VLLMEmulator]]:
     """The shared server with the filter (global) and a 300-token vLLM connection; both taken away afterwards."""
     emulator = VLLMEmulator(max_model_len=LIMIT).start()
     connections = openwebui.json("GET", "/openai/config")
-    spec = next(s for s in install.FUNCTIONS if s.id == FILTER_ID)
+    spec = next(s for s in bundle.FUNCTIONS if s.id == FILTER_ID)
     try:
         openwebui.register_function(
-            FILTER_ID, "Context fit", install.build_function(spec), "test", type_hint="filter", is_global=True
+            FILTER_ID, "Context fit", bundle.build_function(spec), "test", type_hint="filter", is_global=True
         )
         openwebui.add_openai_connection(emulator.base_url)
         assert MODEL in {m["id"] for m in openwebui.models()}, "the connection's model is listed"
