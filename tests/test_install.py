@@ -20,7 +20,7 @@ import requests
 from installer import bundle, errors, openwebui, plan, status, valve_config
 from tests.emulators.vllm import VLLMEmulator
 from tests.support.built import load_function_source
-from tests.support.openwebui import OPEN_WEBUI_BIN, OpenWebUI, stored_answer
+from tests.support.openwebui import NEW_CHAT, OPEN_WEBUI_BIN, OpenWebUI, stored_answer
 from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -226,7 +226,7 @@ def send_like_the_browser(ui: OpenWebUI, model: str, text: str = "Hello there") 
     user_id, answer_id = str(uuid.uuid4()), str(uuid.uuid4())
     user_message = {"id": user_id, "parentId": None, "childrenIds": [answer_id], "role": "user", "content": text, "models": [model]}
     # Before 0.9.0 the web UI creates the chat itself first; from 0.9.0 the server creates it.
-    made = client.request("POST", "/api/v1/chats/new", {"chat": {"title": "test", "messages": []}}) if ui.version < (0, 9) else {}
+    made = client.request("POST", "/api/v1/chats/new", {"chat": NEW_CHAT}) if ui.version < (0, 9) else {}
     started = client.request(
         "POST",
         "/api/chat/completions",

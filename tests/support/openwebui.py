@@ -43,6 +43,9 @@ QUIET_ENV: dict[str, str] = {
     "GLOBAL_LOG_LEVEL": "WARNING",
 }
 
+# A new chat as the web UI creates it: 0.6 stores replies into `history.messages` and fails without it.
+NEW_CHAT: dict[str, Any] = {"title": "test", "messages": [], "history": {"messages": {}, "currentId": None}}
+
 ADMIN_NAME = "Admin"
 ADMIN_EMAIL = "admin@example.com"
 LOG_TAIL_CHARS = 4000
@@ -274,7 +277,7 @@ class OpenWebUI:
         """Start a reply the way the web UI does: a saved chat, `chat_id` + `id` + `session_id`, so Open WebUI
         runs the pipe as a background task (stoppable) and answers at once with its task ids."""
         self._refresh_models_on_old_releases(token)
-        chat = self.json("POST", "/api/v1/chats/new", json={"chat": {"title": "test", "messages": []}}, token=token)
+        chat = self.json("POST", "/api/v1/chats/new", json={"chat": NEW_CHAT}, token=token)
         body = {
             "model": model,
             "messages": messages,
@@ -286,7 +289,7 @@ class OpenWebUI:
             **extra,
         }
         reply = self.json("POST", "/api/chat/completions", json=body, token=token)
-        return str(chat["id"]), list(reply["task_ids"])
+        return str(chat["id"]), list(reply.get("task_ids") or [reply["task_id"]])  # one `task_id` before 0.9
 
     def _refresh_models_on_old_releases(self, token: str | None) -> None:
         """0.6 looks a chat's model up in the list cached at the last GET /api/models (the web UI fetches it on
