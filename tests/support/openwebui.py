@@ -93,7 +93,7 @@ class OpenWebUI:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / "open-webui.log"
         self.admin_email = ADMIN_EMAIL
-        self.admin_password = secrets.token_urlsafe(12)
+        self.admin_password = f"pw{secrets.token_urlsafe(12)}"  # never a leading "-", which argparse reads as an option
         self.secret_key = secrets.token_hex(32)
         self.token = ""
         self.startup_seconds = 0.0
