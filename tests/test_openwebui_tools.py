@@ -21,7 +21,7 @@ import pytest
 
 from tests.emulators.ktransformers import KTransformersEmulator
 from tests.emulators.prompt_server import PromptServerEmulator
-from tests.support.openwebui import OpenWebUI
+from tests.support.openwebui import OpenWebUI, stored_answer
 from tests.support.openwebui_versions import NATIVE_TOOLS_BY_DEFAULT, requires_open_webui
 
 # Chats carry the built-in tools natively only from 0.10 (before: Open WebUI's prompt-based tool mode).
@@ -94,7 +94,7 @@ def test_a_chat_calls_open_webuis_time_tool_through_the_pipe(openwebui: OpenWebU
 
         history = openwebui.json("GET", f"/api/v1/chats/{chat_id}")["chat"]["history"]
         message = history["messages"][history["currentId"]]
-        assert message["content"] == f"It is {iso} now."  # the answer built from the tool's result, no markup
+        assert stored_answer(message) == f"It is {iso} now."  # the answer built from the tool's result, no markup
         output_items = message["output"]
         kinds = [item["type"] for item in output_items]
         assert kinds == ["reasoning", "function_call", "function_call_output", "reasoning", "message"], kinds
