@@ -38,10 +38,12 @@ $(STAMP): requirements-dev.txt
 # test deps), then the tests marked `openwebui` run with that venv's python, so its `open-webui` is the one served.
 COMPAT_VERSIONS ?= 0.6.43 0.10.2 0.12.4
 COMPAT_DIR := .cache/compat
-compat: compat-venvs system-packages
+# The model servers the tests start are peers, not Open WebUI: they keep running on the repo's venv.
+compat: env compat-venvs
 	@failed=""; for v in $(COMPAT_VERSIONS); do \
 		echo "== Open WebUI $$v"; \
-		$(COMPAT_DIR)/$$v/bin/python -m pytest -m openwebui $(PYTEST_ARGS) || failed="$$failed $$v"; \
+		R1RELAY_PEER_PYTHON=$(abspath $(PY)) $(COMPAT_DIR)/$$v/bin/python -m pytest -m openwebui $(PYTEST_ARGS) \
+			|| failed="$$failed $$v"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "compat: failed on Open WebUI$$failed"; exit 1; fi; \
 	echo "compat: passed on Open WebUI $(COMPAT_VERSIONS)"

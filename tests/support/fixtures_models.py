@@ -25,6 +25,9 @@ from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
 MODEL_CACHE = Path(os.environ.get("R1RELAY_MODEL_CACHE", REPO / ".cache" / "models"))
+# The python the model servers (peers, not Open WebUI) run with: `make compat` keeps them on the repo's venv,
+# since an older Open WebUI pins an older transformers that cannot serve or load the tiny model.
+PEER_PYTHON = Path(os.environ.get("R1RELAY_PEER_PYTHON") or sys.executable)
 STARTUP_TIMEOUT = 180.0  # seconds; `transformers serve` is ready in ~8 s here, CI boxes can be slower
 # Offline and quiet: no hub look-ups, no telemetry, no "new version available" check on PyPI.
 OFFLINE_ENV = {
@@ -97,7 +100,7 @@ class TransformersServe:
 
 
 def transformers_cli() -> str:
-    beside = Path(sys.executable).with_name("transformers")
+    beside = PEER_PYTHON.with_name("transformers")
     found = str(beside) if beside.exists() else shutil.which("transformers")
     if not found:
         pytest.skip("the `transformers` CLI is not installed")
@@ -143,7 +146,7 @@ def flask_backend(tiny_model_dir: Path) -> Iterator[FlaskBackend]:
     port = free_port()
     api_key = "test-flask-key"
     command = [
-        sys.executable,
+        str(PEER_PYTHON),
         str(REPO / "examples" / "flask_r1_server.py"),
         "--model",
         str(tiny_model_dir),
