@@ -47,6 +47,7 @@ FUNCTIONS = (
     FunctionSpec("r1relay_context_fit", "functions/context_fit.py", "filter"),
     FunctionSpec("r1relay_ktransformers", "pipes/ktransformers.py", "pipe"),
     FunctionSpec("r1relay_flask", "pipes/flask.py", "pipe"),
+    FunctionSpec("r1relay_thinking_toggle", "functions/thinking_toggle.py", "filter"),
 )
 
 
