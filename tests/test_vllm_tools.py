@@ -173,3 +173,18 @@ def test_the_emulator_refuses_tools_with_vllms_own_sentence(vllm_emulator: VLLME
     body = {"model": "deepseek-ai/DeepSeek-R1", "messages": [{"role": "user", "content": "Hi"}], "tools": [TIME_TOOL]}
     reply = requests.post(f"{vllm_emulator.base_url}/chat/completions", json=body, timeout=10)
     assert reply.status_code == 400 and reply.json()["error"]["message"] == TOOLS_REFUSED
+
+
+async def test_the_memory_of_a_refusal_runs_out(vllm, vllm_emulator: VLLMEmulator) -> None:
+    """A server restarted with tool calling gets tools again once the memory runs out."""
+    vllm_emulator.tool_call_parser = None
+    pipe = make_pipe(vllm, BASE_URLS=vllm_emulator.base_url)
+    await run_pipe(pipe, vllm, chat_body(MODEL, tools=[TIME_TOOL]))
+    assert vllm._no_tools_until  # remembered for NO_TOOLS_FOR seconds
+    vllm_emulator.tool_call_parser = "hermes"
+    vllm_emulator.tool_call = ("get_current_timestamp", {})
+    for url in vllm._no_tools_until:
+        vllm._no_tools_until[url] -= vllm.NO_TOOLS_FOR + 1  # as if ten minutes had passed
+    run = await run_pipe(pipe, vllm, chat_body(MODEL, tools=[TIME_TOOL]))
+    assert vllm_emulator.requests[-1]["body"]["tools"] == [TIME_TOOL]
+    assert run.tool_call_pieces[0]["function"]["name"] == "get_current_timestamp"
