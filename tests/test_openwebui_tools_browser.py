@@ -163,3 +163,19 @@ def test_an_image_sent_in_the_chat_reaches_the_vllm_emulator(
     assert "I saw 1 image(s)." in text
     (url,) = plain_server.images
     assert url.startswith("data:image/png;base64,")
+
+
+def test_the_toggle_also_works_over_an_admin_connection(ui: OpenWebUI, tool_server: VLLMEmulator) -> None:
+    """The switch is Open WebUI's `filter_ids`; an API client sends it too, and no tools are offered without a session."""
+
+    def reasoning(chunks: list[dict]) -> str:
+        return "".join(c["choices"][0]["delta"].get("reasoning_content") or "" for c in chunks if c.get("choices"))
+
+    tool_server.requests.clear()
+    thinking = ui.chat(QWEN3, [{"role": "user", "content": "Hello"}])
+    assert reasoning(thinking).startswith("Okay, the user greets me.")
+    quiet = ui.chat(QWEN3, [{"role": "user", "content": "Hello"}], filter_ids=[TOGGLE])
+    first, second = (r["body"] for r in tool_server.requests)
+    assert "chat_template_kwargs" not in first
+    assert second["chat_template_kwargs"] == {"enable_thinking": False}
+    assert reasoning(quiet) == ""
