@@ -168,8 +168,9 @@ def test_an_image_sent_in_the_chat_reaches_the_vllm_emulator(
 def test_the_toggle_also_works_over_an_admin_connection(ui: OpenWebUI, tool_server: VLLMEmulator) -> None:
     """The switch is Open WebUI's `filter_ids`; an API client sends it too, and no tools are offered without a session."""
 
-    def reasoning(chunks: list[dict]) -> str:
-        return "".join(c["choices"][0]["delta"].get("reasoning_content") or "" for c in chunks if c.get("choices"))
+    def reasoning(chunks: list[dict]) -> str:  # the API path relays vLLM's own `reasoning` field as is
+        deltas = [c["choices"][0]["delta"] for c in chunks if c.get("choices")]
+        return "".join(d.get("reasoning") or d.get("reasoning_content") or "" for d in deltas)
 
     tool_server.requests.clear()
     thinking = ui.chat(QWEN3, [{"role": "user", "content": "Hello"}])
