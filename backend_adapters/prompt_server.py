@@ -7,9 +7,10 @@ think splitter starts inside the thinking). Paths, the HTTP method, the auth
 header and the JSON field names are settings, because every hand-written
 server names them a little differently; the defaults are the seed API's.
 
-The stream sends raw text pieces (`data: <token>`, a multi-line piece as
-several `data:` lines), so it is decoded with our SSE decoder, never line by
-line. httpx is used directly, asynchronously, and the response is closed in a
+The stream may be SSE (well-formed, or tokens written raw), plain text or
+NDJSON (stream_shapes.py tells them apart), and a tutorial `/generate` may
+send the prompt back in front of the answer (prompt_echo.py strips it).
+A model's own Jinja template (CHAT_TEMPLATE) replaces the built-in ones. httpx is used directly, asynchronously, and the response is closed in a
 `finally`, so Stop in Open WebUI closes the connection and a well-behaved
 server stops generating.
 """
@@ -26,17 +27,16 @@ import httpx
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
 from backend_adapters.chat_templates import CHAT_TEMPLATES_PREFILLING_THINK, render_prompt
-from backend_adapters.errors import BackendError, body_message, safe_url
+from backend_adapters.errors import BackendError, safe_url
 from backend_adapters.events import Error, Event, Finish, Usage
-from backend_adapters.http_backend import one_line, pooled_client
+from backend_adapters.http_backend import media_type, one_line, pooled_client
+from backend_adapters.jinja_template import ChatTemplateError, load_chat_template, render_chat_template
 from backend_adapters.model_families import starts_in_thinking
+from backend_adapters.prompt_echo import EchoStripper
 from backend_adapters.replicas import stream_from_replicas
 from backend_adapters.settle import settled
-from backend_adapters.sse import aiter_sse
-from backend_adapters.think_splitter import ThinkSplitter
-
-# Keys a JSON-encoded stream piece may carry its text under (some servers send `data: {"token": …}`).
-PIECE_KEYS = ("token", "text", "content", "delta")
+from backend_adapters.stream_shapes import stream_pieces
+from backend_adapters.think_splitter import OPEN_TAG, ThinkSplitter
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,9 @@ class PromptServerSettings:
     auth_header: str = "X-API-Key"
     prompt_field: str = "prompt"
     response_field: str = "response"
+    echo: Literal["auto", "strip", "keep"] = "auto"
+    sse_style: Literal["auto", "strict", "raw-tokens"] = "auto"
+    chat_template: str = ""  # the model's own Jinja template (or tokenizer_config.json, or its path); wins over `template`
 
 
 def server_endpoint(base_url: str, path: str) -> str:
@@ -72,20 +75,16 @@ def generation_fields(request: ChatRequest) -> dict:
     return fields
 
 
-def stream_piece(data: str, response_field: str) -> str:
-    """The text of one stream event: raw text, or a JSON object holding it."""
-    if data.startswith("{"):
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            return data
-        if isinstance(obj, dict):
-            if obj.get("error"):
-                raise BackendError(f"mid-answer: {one_line(body_message(obj) or 'no details')}")
-            for key in (response_field, *PIECE_KEYS):
-                if isinstance(obj.get(key), str):
-                    return obj[key]
-    return data
+def render_for_server(request: ChatRequest, settings: PromptServerSettings) -> tuple[str, tuple[str, ...]]:
+    """The prompt string, and the special tokens an echo of it may carry (raises ValueError, KeyError)."""
+    if not settings.chat_template.strip():
+        return render_prompt(request.messages, settings.template), ()
+    model_template = load_chat_template(settings.chat_template)
+    kwargs = dict(request.extra.get("chat_template_kwargs") or {})
+    if request.thinking_off:
+        kwargs["enable_thinking"] = False
+    prompt = render_chat_template(model_template, request.messages, tools=request.tools or None, **kwargs)
+    return prompt, model_template.all_special
 
 
 class PromptServerAdapter:
@@ -101,8 +100,11 @@ class PromptServerAdapter:
             return list(self.config.models)
         raise BackendError("Prompt servers have no model list.")
 
-    def _starts_in_thinking(self, model: str) -> bool:
-        if self.config.think_start == "auto" and self.settings.template in CHAT_TEMPLATES_PREFILLING_THINK:
+    def _starts_in_thinking(self, model: str, prompt: str) -> bool:
+        if self.config.think_start == "auto" and (
+            prompt.rstrip().endswith(OPEN_TAG)  # the template pre-filled `<think>`, whichever template it is
+            or (not self.settings.chat_template.strip() and self.settings.template in CHAT_TEMPLATES_PREFILLING_THINK)
+        ):
             return True
         return starts_in_thinking(model, self.config.think_start)
 
@@ -129,11 +131,14 @@ class PromptServerAdapter:
         config = self.config
         client = pooled_client(config)
         try:
-            prompt = render_prompt(request.messages, self.settings.template)
+            prompt, specials = render_for_server(request, self.settings)
+        except ChatTemplateError as exc:
+            yield Error(str(exc))
+            return
         except (KeyError, ValueError) as exc:
             yield Error(f"The PROMPT_TEMPLATE setting cannot render this chat: {exc}.")
             return
-        splitter = ThinkSplitter(self._starts_in_thinking(request.model))
+        splitter = ThinkSplitter(self._starts_in_thinking(request.model, prompt))
 
         async def send(url: str) -> httpx.Response:
             return await client.send(self._build(client, url, prompt, request), stream=True)
@@ -143,25 +148,30 @@ class PromptServerAdapter:
             request.model,
             waiting="Waiting for {host}…",
             send=send,
-            events=lambda response, ctx: settled(self._pieces(response, splitter, safe_url(ctx.url)), splitter, ctx),
+            events=lambda response, ctx: settled(
+                self._pieces(response, splitter, safe_url(ctx.url), EchoStripper(prompt, specials, self.settings.echo)),
+                splitter,
+                ctx,
+            ),
         ):
             yield event
 
-    async def _pieces(self, response: httpx.Response, splitter: ThinkSplitter, where: str) -> AsyncIterator[Event]:
+    async def _pieces(self, response: httpx.Response, splitter: ThinkSplitter, where: str, echo: EchoStripper) -> AsyncIterator[Event]:
         """The events of one answer, streamed or whole; raises on a broken or failed answer."""
         finish: str | None = None
         if self.settings.use_stream:
-            async for sse in aiter_sse(response.aiter_bytes(), json_lines=False):
-                if sse.event == "error":
-                    raise BackendError(f"The backend at {where} failed mid-answer: {one_line(sse.data or 'no details')}")
-                if sse.data == "[DONE]":
-                    break
-                try:
-                    piece = stream_piece(sse.data, self.settings.response_field)
-                except BackendError as exc:
-                    raise BackendError(f"The backend at {where} failed {exc}") from None
-                for event in splitter.feed(piece):
+            shapes = stream_pieces(response.aiter_bytes(), media_type(response), self.settings.sse_style, self.settings.response_field)
+            async for piece in shapes:
+                if piece.error is not None:
+                    raise BackendError(f"The backend at {where} failed mid-answer: {one_line(piece.error)}")
+                text = echo.feed(piece.text)
+                for event in splitter.feed(text) if text else ():
                     yield event
+                finish = piece.finish or finish
+                if piece.done:
+                    break
+            for event in splitter.feed(echo.flush()):
+                yield event
         else:
             raw = await response.aread()
             try:
@@ -173,7 +183,7 @@ class PromptServerAdapter:
                 raise BackendError(
                     f"The backend at {where} answered without a `{field}` text field; check the RESPONSE_FIELD setting."
                 )
-            for event in splitter.feed(obj[field]):
+            for event in splitter.feed(echo.feed(obj[field]) + echo.flush()):
                 yield event
             if obj.get("tokens_used") is not None or obj.get("prompt_tokens") is not None:
                 yield Usage(obj.get("prompt_tokens"), obj.get("tokens_used"))
