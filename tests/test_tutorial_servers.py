@@ -220,3 +220,23 @@ async def test_ktransformers_wrapper_tutorial_style(kt_module, tutorial_servers,
     assert_exact(second)
     seen = f"{{'role': 'user', 'content': '{FIRST}'}}, {{'role': 'assistant', 'content': {first.content!r}}}, {{'role': 'user', 'content': '{SECOND}'}}"
     assert seen in tutorial_servers.log_text()
+
+
+def test_raw_token_server_through_a_real_open_webui(openwebui, built_dir: Path, tutorial_servers, tokenizer) -> None:
+    """The built Flask pipe registered in a real Open WebUI, on the raw-token SSE tutorial server, two turns."""
+    function_id = "r1relay_flask_tutorial"
+    openwebui.register_function(function_id, "Flask tutorial", (built_dir / "r1relay_flask.py").read_text(), type_hint="pipe")
+    openwebui.set_valves(function_id, {"BASE_URLS": tutorial_servers.urls["flask_sse_raw"], "MODELS": "tiny-r1"})
+
+    def ask(messages: list[dict]) -> tuple[str, str]:
+        chunks = openwebui.chat(f"{function_id}.tiny-r1", messages)
+        deltas = [c["choices"][0]["delta"] for c in chunks if c.get("choices")]
+        return "".join(d.get("reasoning_content") or "" for d in deltas), "".join(d.get("content") or "" for d in deltas)
+
+    try:
+        assert ask([{"role": "user", "content": FIRST}]) == (REASONING, ANSWER)
+        history = [{"role": "user", "content": FIRST}, {"role": "assistant", "content": ANSWER}, {"role": "user", "content": SECOND}]
+        assert ask(history) == (REASONING, ANSWER)
+        assert_prompt_reached(tutorial_servers, tokenizer, history)
+    finally:
+        openwebui.delete_function(function_id)
