@@ -40,8 +40,12 @@ class TutorialServers:
     urls: dict[str, str]
     log: Path
 
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
+    def log_text(self, since: int = 0) -> str:
+        return self.log.read_text(errors="replace")[since:]
+
+    def mark(self) -> int:
+        """Where the log ends now: what a test's own requests print comes after it."""
+        return len(self.log_text())
 
 
 def _wait_for(port: int, process: subprocess.Popen, log: Path) -> None:
@@ -122,11 +126,11 @@ def assert_exact(run: PipeRun, reasoning: str = REASONING, answer: str = ANSWER)
     assert (run.reasoning, run.content) == (reasoning, answer)
 
 
-def assert_prompt_reached(servers: TutorialServers, tokenizer, history: list[dict]) -> None:
-    """The server printed the second prompt, and it holds the first question and answer."""
+def assert_prompt_reached(servers: TutorialServers, tokenizer, history: list[dict], since: int) -> None:
+    """Since `since`, the server printed the second prompt, and it holds the first question and answer."""
     prompt = tokenizer.apply_chat_template(history, tokenize=False, add_generation_prompt=True)
     assert FIRST in prompt and TINY_R1_ANSWER in prompt
-    assert f"Prompt: {prompt}" in servers.log_text()
+    assert f"Prompt: {prompt}" in servers.log_text(since)
 
 
 @pytest.mark.parametrize(
@@ -135,18 +139,20 @@ def assert_prompt_reached(servers: TutorialServers, tokenizer, history: list[dic
         ("flask_generate", {"USE_STREAM": False}),
         ("flask_sse_raw", {}),
         ("flask_plain_text", {}),
+        ("flask_plain_text", {"STREAM_PATH": "/stream_all"}),
         ("fastapi_ndjson", {}),
         ("fastapi_ndjson", {"STREAM_PATH": "/api/generate"}),
         ("fastapi_generate_key", {"USE_STREAM": False, "API_KEY": API_KEY}),
     ],
-    ids=["generate-echo", "sse-raw-tokens", "plain-text", "ndjson-token", "ndjson-ollama-no-type", "fastapi-api-key"],
+    ids=["generate-echo", "sse-raw-tokens", "plain-text", "plain-text-streamed-echo", "ndjson-token", "ndjson-ollama-no-type", "fastapi-api-key"],
 )
 async def test_tutorial_server_two_turns_exact(flask_module, tutorial_servers, tokenizer, app: str, valves: dict) -> None:
     pipe = make_pipe(flask_module, BASE_URLS=tutorial_servers.urls[app], **valves)
+    since = tutorial_servers.mark()
     first, second, history = await two_turns(pipe, flask_module, FLASK_MODEL, temperature=0)
     assert_exact(first)
     assert_exact(second)
-    assert_prompt_reached(tutorial_servers, tokenizer, history)
+    assert_prompt_reached(tutorial_servers, tokenizer, history, since)
 
 
 async def test_strict_sse_loses_the_line_breaks_raw_tokens_keep(flask_module, tutorial_servers) -> None:
@@ -194,10 +200,11 @@ async def test_chat_template_valve_renders_the_model_template(flask_module, tuto
     pipe = make_pipe(
         flask_module, BASE_URLS=tutorial_servers.urls["flask_sse_raw"], PROMPT_TEMPLATE="plain", CHAT_TEMPLATE=str(tiny_model_dir)
     )
+    since = tutorial_servers.mark()
     first, second, history = await two_turns(pipe, flask_module, FLASK_MODEL)
     assert_exact(first)
     assert_exact(second)
-    assert_prompt_reached(tutorial_servers, tokenizer, history)
+    assert_prompt_reached(tutorial_servers, tokenizer, history, since)
     config = (tiny_model_dir / "tokenizer_config.json").read_text()
     pasted = make_pipe(flask_module, BASE_URLS=tutorial_servers.urls["flask_plain_text"], PROMPT_TEMPLATE="plain", CHAT_TEMPLATE=config)
     assert_exact(await run_pipe(pasted, flask_module, body(FLASK_MODEL, history)))
@@ -205,13 +212,14 @@ async def test_chat_template_valve_renders_the_model_template(flask_module, tuto
 
 @pytest.mark.parametrize(
     ("model", "valves"),
-    [("tiny-r1", {}), ("house-model", {"FORCE_THINK": True})],
-    ids=["r1-name-defaults", "other-name-force-think"],
+    [("tiny-r1", {}), ("house-model", {}), ("house-model", {"FORCE_THINK": True})],
+    ids=["r1-name-defaults", "other-name-defaults", "other-name-force-think"],
 )
 async def test_ktransformers_wrapper_tutorial_style(kt_module, tutorial_servers, model: str, valves: dict) -> None:
     """`content: str` only, force_think true by default, one JSON body for a stream request, decoded inside the thinking."""
     pipe = make_pipe(kt_module, BASE_URLS=tutorial_servers.urls["kt_wrapper"], MODELS=model, **valves)
     kt_model = f"r1relay_ktransformers.{model}"
+    since = tutorial_servers.mark()
     parts = [{"type": "text", "text": FIRST}]  # Open WebUI sends a list of parts with attachments: the wrapper would 422
     first = await run_pipe(pipe, kt_module, body(kt_model, [{"role": "user", "content": parts}]))
     assert_exact(first)
@@ -219,7 +227,7 @@ async def test_ktransformers_wrapper_tutorial_style(kt_module, tutorial_servers,
     second = await run_pipe(pipe, kt_module, body(kt_model, history))
     assert_exact(second)
     seen = f"{{'role': 'user', 'content': '{FIRST}'}}, {{'role': 'assistant', 'content': {first.content!r}}}, {{'role': 'user', 'content': '{SECOND}'}}"
-    assert seen in tutorial_servers.log_text()
+    assert seen in tutorial_servers.log_text(since)
 
 
 def test_raw_token_server_through_a_real_open_webui(openwebui, built_dir: Path, tutorial_servers, tokenizer) -> None:
@@ -233,10 +241,11 @@ def test_raw_token_server_through_a_real_open_webui(openwebui, built_dir: Path, 
         deltas = [c["choices"][0]["delta"] for c in chunks if c.get("choices")]
         return "".join(d.get("reasoning_content") or "" for d in deltas), "".join(d.get("content") or "" for d in deltas)
 
+    since = tutorial_servers.mark()
     try:
         assert ask([{"role": "user", "content": FIRST}]) == (REASONING, ANSWER)
         history = [{"role": "user", "content": FIRST}, {"role": "assistant", "content": ANSWER}, {"role": "user", "content": SECOND}]
         assert ask(history) == (REASONING, ANSWER)
-        assert_prompt_reached(tutorial_servers, tokenizer, history)
+        assert_prompt_reached(tutorial_servers, tokenizer, history, since)
     finally:
         openwebui.delete_function(function_id)

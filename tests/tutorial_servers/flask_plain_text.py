@@ -25,3 +25,14 @@ def stream():
         yield from streamer
 
     return Response(generate(), mimetype="text/plain")
+
+
+@app.route("/stream_all", methods=["POST"])
+def stream_all():
+    """The same, with `skip_prompt` forgotten: the streamer sends the prompt (minus special tokens) first."""
+    prompt = request.json["prompt"]
+    print("Prompt:", prompt, flush=True)
+    inputs = tokenizer(prompt, return_tensors="pt")
+    streamer = TextIteratorStreamer(tokenizer, skip_special_tokens=True)
+    Thread(target=model.generate, kwargs=dict(**inputs, streamer=streamer, max_new_tokens=200, do_sample=False)).start()
+    return Response(streamer, mimetype="text/plain")
