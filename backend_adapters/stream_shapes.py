@@ -17,7 +17,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
 
-from backend_adapters.raw_sse import SSEStyle, aiter_sse_pieces, is_field_line
+from backend_adapters.raw_sse import SSE_FIELDS, SSEStyle, aiter_sse_pieces, is_field_line
 
 StreamShape = Literal["sse", "ndjson", "text"]
 
@@ -95,11 +95,24 @@ def shape_of(content_type: str, head: bytes) -> StreamShape:
     return "text"
 
 
-async def _sniffed(chunks: AsyncIterable[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
-    """The first bytes (a whole first line, or SNIFF_BYTES of it) and an iterator over the whole stream."""
+def _enough_to_tell(head: bytes) -> bool:
+    """Whether the first bytes decide the shape, so plain text is never held waiting for a line end."""
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not first:
+        return False
+    if b"\n" in first or len(head) >= SNIFF_BYTES:
+        return True
+    if first.startswith(b"{"):
+        return False  # a JSON line is judged whole
+    could_be_field = any(f"{name}:".encode().startswith(first) or first.startswith(f"{name}:".encode()) for name in SSE_FIELDS)
+    return not (could_be_field or first.startswith(b":"))
+
+
+async def _sniffed(chunks: AsyncIterable[bytes], content_type: str) -> tuple[bytes, AsyncIterator[bytes]]:
+    """The first bytes (enough to tell the shape) and an iterator over the whole stream."""
     source = aiter(chunks)
     head = b""
-    while b"\n" not in head.lstrip() and len(head) < SNIFF_BYTES:
+    while content_type not in NDJSON_TYPES and not _enough_to_tell(head):
         try:
             head += await anext(source)
         except StopAsyncIteration:
@@ -185,7 +198,7 @@ async def stream_pieces(
     chunks: AsyncIterable[bytes], content_type: str, sse_style: SSEStyle = "auto", response_field: str = "response"
 ) -> AsyncIterator[StreamPiece]:
     """The pieces of a streamed answer, whatever its shape."""
-    head, whole = await _sniffed(chunks)
+    head, whole = await _sniffed(chunks, content_type)
     shape = shape_of(content_type, head)
     if shape == "sse":
         pieces = _sse_pieces(whole, sse_style, response_field)

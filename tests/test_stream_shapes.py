@@ -195,3 +195,25 @@ def test_echo_stripping_is_chunking_invariant_and_never_invents(built, answer: s
     whole = strip_echo(built, R1_PROMPT, answer)
     assert strip_echo(built, R1_PROMPT, answer, step=step) == whole
     assert answer.endswith(whole)
+
+
+@pytest.mark.parametrize("first", [b"The user ", b"identity ", b"{not json}\n"], ids=["text", "field-like-word", "brace-line"])
+def test_plain_text_is_not_held_for_a_line_end(built, first: bytes) -> None:
+    """The first piece of a plain-text stream is passed on before the server sends its next one
+    (a line starting with `{` may be NDJSON, so that one is judged at its line end)."""
+
+    async def scenario() -> str:
+        passed_on = asyncio.Event()
+
+        async def chunks():
+            yield first
+            await asyncio.wait_for(passed_on.wait(), timeout=10)  # bounded: a held piece fails here, not hangs
+            yield b"more\n"
+
+        out = ""
+        async for piece in built.stream_pieces(chunks(), "text/plain"):
+            out += piece.text
+            passed_on.set()
+        return out
+
+    assert asyncio.run(scenario()) == first.decode() + "more\n"
