@@ -26,17 +26,19 @@ import httpx
 
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
-from backend_adapters.chat_templates import CHAT_TEMPLATES_PREFILLING_THINK, render_prompt
+from backend_adapters.chat_templates import CHAT_TEMPLATES_PREFILLING_THINK
 from backend_adapters.errors import BackendError, safe_url
 from backend_adapters.events import Error, Event, Finish, Usage
 from backend_adapters.http_backend import media_type, one_line, pooled_client
-from backend_adapters.jinja_template import ChatTemplateError, load_chat_template, render_chat_template
+from backend_adapters.jinja_template import ChatTemplateError
 from backend_adapters.model_families import starts_in_thinking
 from backend_adapters.prompt_echo import EchoStripper
+from backend_adapters.prompt_plan import plan_prompt
 from backend_adapters.replicas import stream_from_replicas
 from backend_adapters.settle import settled
 from backend_adapters.stream_shapes import stream_pieces
 from backend_adapters.think_splitter import OPEN_TAG, ThinkSplitter
+from backend_adapters.tool_stream import with_tool_calls
 
 
 @dataclass(frozen=True)
@@ -73,18 +75,6 @@ def generation_fields(request: ChatRequest) -> dict:
     if stop:
         fields["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     return fields
-
-
-def render_for_server(request: ChatRequest, settings: PromptServerSettings) -> tuple[str, tuple[str, ...]]:
-    """The prompt string, and the special tokens an echo of it may carry (raises ValueError, KeyError)."""
-    if not settings.chat_template.strip():
-        return render_prompt(request.messages, settings.template), ()
-    model_template = load_chat_template(settings.chat_template)
-    kwargs = dict(request.extra.get("chat_template_kwargs") or {})
-    if request.thinking_off:
-        kwargs["enable_thinking"] = False
-    prompt = render_chat_template(model_template, request.messages, tools=request.tools or None, **kwargs)
-    return prompt, model_template.all_special
 
 
 class PromptServerAdapter:
@@ -131,29 +121,35 @@ class PromptServerAdapter:
         config = self.config
         client = pooled_client(config)
         try:
-            prompt, specials = render_for_server(request, self.settings)
+            plan = plan_prompt(request, self.settings.template, self.settings.chat_template)  # tools, thinking off, notices (issue 9)
         except ChatTemplateError as exc:
             yield Error(str(exc))
             return
         except (KeyError, ValueError) as exc:
             yield Error(f"The PROMPT_TEMPLATE setting cannot render this chat: {exc}.")
             return
-        splitter = ThinkSplitter(self._starts_in_thinking(request.model, prompt))
+        prompt = plan.prompt
+        for notice in plan.notices:
+            yield notice
+        splitter = ThinkSplitter(not plan.thinking_closed and self._starts_in_thinking(request.model, prompt))
 
         async def send(url: str) -> httpx.Response:
             return await client.send(self._build(client, url, prompt, request), stream=True)
 
-        async for event in stream_from_replicas(
+        events = stream_from_replicas(
             config,
             request.model,
             waiting="Waiting for {host}…",
             send=send,
             events=lambda response, ctx: settled(
-                self._pieces(response, splitter, safe_url(ctx.url), EchoStripper(prompt, specials, self.settings.echo)),
+                self._pieces(response, splitter, safe_url(ctx.url), EchoStripper(prompt, plan.special_tokens, self.settings.echo)),
                 splitter,
                 ctx,
             ),
-        ):
+        )
+        if plan.tool_parser is not None:
+            events = with_tool_calls(events, plan.tool_parser)
+        async for event in events:
             yield event
 
     async def _pieces(self, response: httpx.Response, splitter: ThinkSplitter, where: str, echo: EchoStripper) -> AsyncIterator[Event]:
