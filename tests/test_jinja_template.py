@@ -111,3 +111,32 @@ async def test_bad_templates_are_one_sentence(flask_module, setting: str, words:
     run = await run_pipe(pipe, flask_module, chat_body("r1relay_flask.tiny-r1"))
     (error,) = run.errors
     assert words in error and error.endswith(".") and "Traceback" not in error
+
+
+def test_model_template_plans_tools_and_thinking_off(flask_module) -> None:
+    """Through the prompt plan: tools reach the template and its call markup is parsed; thinking off closes thinking."""
+    config = json.dumps({"chat_template": QWQ_32B_CHAT_TEMPLATE, "eos_token": "<|im_end|>"})
+    body = {"messages": CHAT, "tools": TOOLS}
+    plan = flask_module.plan_prompt(flask_module.ChatRequest.from_body(body, "m"), "plain", config)
+    assert plan.prompt == transformers_render(QWQ_32B_CHAT_TEMPLATE, CHAT, tools=TOOLS, eos_token="<|im_end|>")
+    assert plan.tool_parser is not None and not plan.thinking_closed
+    assert "<|im_end|>" in plan.special_tokens
+    none_asked = flask_module.plan_prompt(flask_module.ChatRequest.from_body({**body, "tool_choice": "none"}, "m"), "plain", config)
+    assert none_asked.tool_parser is None and "<tools>" not in none_asked.prompt
+    off = {"messages": CHAT, "chat_template_kwargs": {"enable_thinking": False}}
+    plan = flask_module.plan_prompt(flask_module.ChatRequest.from_body(off, "m"), "plain", json.dumps({"chat_template": QWEN3_LIKE}))
+    assert plan.thinking_closed and plan.prompt.endswith("<think>\n\n</think>")
+
+
+def test_missing_jinja2_is_one_sentence(flask_module, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    for name in [m for m in sys.modules if m == "jinja2" or m.startswith("jinja2.")]:
+        monkeypatch.setitem(sys.modules, name, None)  # `import jinja2` now fails, as where it is not installed
+    monkeypatch.setitem(sys.modules, "jinja2", None)
+    flask_module._compiled.cache_clear()
+    try:
+        with pytest.raises(flask_module.ChatTemplateError, match="needs the jinja2 package, which this Open WebUI does not have"):
+            flask_module.render_chat_template(flask_module.load_chat_template("{{ messages | length }} new"), CHAT)
+    finally:
+        flask_module._compiled.cache_clear()
