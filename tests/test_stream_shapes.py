@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings
@@ -18,12 +19,8 @@ SSE_FIELD_NAMES = ("data", "event", "id", "retry")
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory):
-    import install
-
-    out = tmp_path_factory.mktemp("built-shapes")
-    install.export(out)
-    return load_function(out / "r1relay_flask.py")
+def built(built_dir: Path):
+    return load_function(built_dir / "r1relay_flask.py")
 
 
 def split_at(raw: bytes, cuts: list[int]) -> list[bytes]:
