@@ -10,7 +10,8 @@ server names them a little differently; the defaults are the seed API's.
 The stream may be SSE (well-formed, or tokens written raw), plain text or
 NDJSON (stream_shapes.py tells them apart), and a tutorial `/generate` may
 send the prompt back in front of the answer (prompt_echo.py strips it).
-A model's own Jinja template (CHAT_TEMPLATE) replaces the built-in ones. httpx is used directly, asynchronously, and the response is closed in a
+A model's own Jinja template (CHAT_TEMPLATE) replaces the built-in ones.
+httpx is used directly, asynchronously, and the response is closed in a
 `finally`, so Stop in Open WebUI closes the connection and a well-behaved
 server stops generating.
 """
