@@ -30,6 +30,7 @@ FUNCTIONS = (
     FunctionSpec("r1relay_context_fit", "functions/context_fit.py", "filter"),
     FunctionSpec("r1relay_ktransformers", "pipes/ktransformers.py", "pipe"),
     FunctionSpec("r1relay_flask", "pipes/flask.py", "pipe"),
+    FunctionSpec("r1relay_thinking_toggle", "functions/thinking_toggle.py", "filter"),
 )
 
 # The checkout, or site-packages once pip-installed: pipes/, functions/ and backend_adapters/ sit beside installer/.
