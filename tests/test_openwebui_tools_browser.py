@@ -26,7 +26,8 @@ from tests.support.browser import (
     switch_on_filter,
     wait_for_answer,
 )
-from tests.support.openwebui import OPEN_WEBUI_BIN, OpenWebUI
+from tests.support.openwebui import OpenWebUI
+from tests.support.openwebui_versions import NATIVE_TOOLS_BY_DEFAULT, requires_open_webui
 
 R1 = "deepseek-ai/DeepSeek-R1"
 QWEN3 = "Qwen/Qwen3-8B"
@@ -37,7 +38,10 @@ PIXEL_PNG = bytes.fromhex(
     "1f15c4890000000d49444154789c63f8cfc0f00f0004850180a4a98c210000000049454e44ae426082"
 )
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium")
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium"),
+    requires_open_webui(NATIVE_TOOLS_BY_DEFAULT, "native tool calling for every chat"),
+]
 pytest.importorskip("playwright.sync_api")
 
 
@@ -62,9 +66,9 @@ def plain_server() -> Iterator[VLLMEmulator]:
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory: pytest.TempPathFactory, built_dir: Path, tool_server: VLLMEmulator) -> Iterator[OpenWebUI]:
-    if not OPEN_WEBUI_BIN.exists():
-        pytest.skip(f"open-webui is not installed ({OPEN_WEBUI_BIN})")
+def ui(
+    open_webui_bin: Path, tmp_path_factory: pytest.TempPathFactory, built_dir: Path, tool_server: VLLMEmulator
+) -> Iterator[OpenWebUI]:
     with OpenWebUI(tmp_path_factory.mktemp("openwebui-tools")) as server:
         server.set_tasks(enabled=False)
         server.add_openai_connection(tool_server.base_url)
