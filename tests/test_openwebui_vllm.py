@@ -19,6 +19,7 @@ def vllm_in_openwebui(openwebui: OpenWebUI, built_dir: Path, vllm_emulator: VLLM
     content = (built_dir / "r1relay_vllm.py").read_text()
     openwebui.register_function("r1relay_vllm", "r1relay vLLM", content, "vLLM pipe", type_hint="pipe")
     openwebui.set_valves("r1relay_vllm", {"BASE_URLS": vllm_emulator.base_url, "API_KEY": "", "MODELS": ""})
+    openwebui.models()  # as a page load does: chats look models up in the list fetched last (a lone test failed)
     yield openwebui
 
 
