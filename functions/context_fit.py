@@ -4,7 +4,7 @@ author: r1relay
 version: 0.1.0
 license: MIT
 description: Keeps long chats inside a self-hosted model's context window (vLLM, KTransformers) by dropping the oldest turns, instead of the backend rejecting the whole chat.
-required_open_webui_version: 0.6.43
+required_open_webui_version: 0.10.2
 """
 
 from collections.abc import Awaitable, Callable

@@ -4,7 +4,7 @@ author: r1relay
 version: 0.1.0
 license: MIT
 description: Shows DeepSeek-R1-style thinking as the collapsible block for models that do not go through r1relay's pipes (admin OpenAI connections, direct connections), instead of raw text and a stray </think>.
-required_open_webui_version: 0.6.43
+required_open_webui_version: 0.10.2
 """
 
 from fnmatch import fnmatchcase

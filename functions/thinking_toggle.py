@@ -4,7 +4,7 @@ author: r1relay
 version: 0.1.0
 license: MIT
 description: A switch in the chat input that turns the model's thinking off for the next message (Qwen3 and other models whose template takes enable_thinking; R1 prompt servers get an empty thinking block).
-required_open_webui_version: 0.6.0
+required_open_webui_version: 0.12.4
 """
 
 from pydantic import BaseModel, Field

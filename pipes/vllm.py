@@ -4,7 +4,7 @@ author: r1relay
 version: 0.1.0
 license: MIT
 description: DeepSeek-R1 and other reasoning models on vLLM (or any OpenAI-compatible server), thinking shown as Open WebUI's collapsible block.
-required_open_webui_version: 0.6.43
+required_open_webui_version: 0.10.2
 """
 
 from typing import Literal
