@@ -22,6 +22,8 @@ def _bar(x: float, y: float, w: float, h: float, color: str) -> str:
 
 def _throughput_panel(relay: list[Any], x0: float, y0: float, w: float, h: float) -> list[str]:
     rows = [r for r in relay if r.mode == "max"]
+    if not rows:
+        return []
     top = max(r.tokens_per_s for r in rows) * 1.15 or 1.0
     out = [_text(x0 + w / 2, y0 - 12, "One stream, emulator at full speed: tokens/s", 14, weight="bold")]
     out.append(f'<line x1="{x0}" y1="{y0 + h}" x2="{x0 + w}" y2="{y0 + h}" stroke="#333"/>')
@@ -40,6 +42,8 @@ def _throughput_panel(relay: list[Any], x0: float, y0: float, w: float, h: float
 
 def _health_panel(load: list[Any], x0: float, y0: float, w: float, h: float) -> list[str]:
     levels = sorted({r.streams for r in load})
+    if not levels:
+        return []
     by = {(r.pipe.split()[0], r.streams): r for r in load}
     top = max([r.health_p99_ms for r in load] + [60.0]) * 1.15
     out = [_text(x0 + w / 2, y0 - 12, "Open WebUI /health p99 (ms) while N streams run at 20 tok/s", 14, weight="bold")]
@@ -75,7 +79,7 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines
 
 
-def write_svg(path: Path, relay: list[Any], load: list[Any]) -> None:
+def write_svg(path: Path, relay: list[Any], load: list[Any], ui: list[Any] | None = None) -> None:
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}">',
              f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>']
     parts += _throughput_panel(relay, 40, 50, 400, 240)
