@@ -4,24 +4,22 @@ Thinking goes out as `delta.reasoning_content` the moment it arrives (Open
 WebUI times the "Thought for …" block from the first reasoning delta to the
 first content delta, so buffering would show "0 seconds"); the answer as
 `delta.content`; faults as an `error` chunk, which Open WebUI shows as an
-error under whatever already streamed; progress as status events, each sent
-only when its text changes (on a saved chat every status is a database write).
-No "Thinking…"/"Answering…" statuses: the Thought block already shows both.
+error under whatever already streamed; progress as status events, as few as
+status_line.py allows (on a saved chat every status is a database write). No
+"Thinking…"/"Answering…" statuses: the Thought block already shows both.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any
 
 from backend_adapters.coalesce import coalesced
 from backend_adapters.events import Content, Error, Event, Finish, Reasoning, Status, ToolCall, Usage
-
-Emitter = Callable[[dict], Awaitable[Any]]
+from backend_adapters.status_line import Emitter, StatusLine
 
 
 class _LeadingWhitespace:
@@ -91,18 +89,13 @@ def _chunk(chunk_id: str, model: str, delta: dict, finish_reason: str | None = N
     }
 
 
-class _Statuses:
-    """Sends a status only when it differs from the last one sent: each costs Open WebUI a database write."""
-
-    def __init__(self, emit: Emitter | None) -> None:
-        self.emit = emit
-        self.last: tuple[str, bool, bool] | None = None
-
-    async def __call__(self, description: str, done: bool = False, hidden: bool = False) -> None:
-        if self.emit is None or (description, done, hidden) == self.last:
-            return
-        self.last = (description, done, hidden)
-        await self.emit({"type": "status", "data": {"description": description, "done": done, "hidden": hidden}})
+async def _merged(events: AsyncIterator[Event], batch_window: float, line: StatusLine) -> AsyncIterator[tuple[Event, int]]:
+    """Coalesced events; the first piece of thinking or answer replaces any progress note not yet shown."""
+    async with aclosing(coalesced(events, max_window=batch_window)) as merged:
+        async for event, pieces in merged:
+            if isinstance(event, (Reasoning, Content, ToolCall)):
+                line.drop_pending()
+            yield event, pieces
 
 
 async def render_stream(
@@ -117,13 +110,13 @@ async def render_stream(
     chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
     stats = StreamStats()
     trim_reasoning, trim_content = _LeadingWhitespace(), _LeadingWhitespace()
-    status = _Statuses(emit)
+    line = StatusLine(emit)
     usage: dict | None = None
     failed: str | None = None
     finish_reason: str | None = None
 
-    async with aclosing(coalesced(events, max_window=batch_window)) as merged:
-        async for event, pieces in merged:
+    try:
+        async for event, pieces in _merged(events, batch_window, line):
             if isinstance(event, Reasoning):
                 text = trim_reasoning(event.text)
                 if not text:
@@ -148,13 +141,18 @@ async def render_stream(
             elif isinstance(event, Finish):
                 finish_reason = event.reason
             elif isinstance(event, Status):
-                await status(event.description, event.done)
+                if event.done:
+                    await line.show(event.description, done=True)
+                else:
+                    line.soon(event.description)
             elif isinstance(event, Error):
                 failed = event.message
                 break
+    finally:
+        await line.close()
 
     if failed is not None:
-        await status(failed, done=True)
+        await line.show(failed, done=True)
         yield {"error": failed}
         return
     if usage is not None:
@@ -162,9 +160,9 @@ async def render_stream(
     elif finish_reason is not None:
         yield _chunk(chunk_id, model, {}, finish_reason)
     if show_stats:
-        await status(stats.summary(), done=True)
+        await line.show(stats.summary(), done=True)
     else:
-        await status("", done=True, hidden=True)
+        await line.show("", done=True, hidden=True)
 
 
 async def collect_answer(events: AsyncIterable[Event]) -> str:

@@ -47,6 +47,7 @@ class UIRow:
     delay_p50_ms: float = math.nan
     delay_p99_ms: float = math.nan
     peak_backend_streams: int = 0
+    events_per_chat: float = 0.0  # socket.io events a chat's client received (token-carrying and others)
     first_error: str = ""
     load: str = ""  # `uptime` when the row ran
 
@@ -156,6 +157,7 @@ async def ui_run(
         health_p99_by_replica=[percentile(h["latencies_ms"], 99) for h in healths],
         delay_p50_ms=percentile(delays, 50) * 1000, delay_p99_ms=percentile(delays, 99) * 1000,
         peak_backend_streams=emulator.peak_active, first_error=first_error,
+        events_per_chat=sum(r["events"] for r in results) / max(len(results), 1),
         load=" / ".join(f"{x:.2f}" for x in os.getloadavg()),
     )
 
@@ -165,11 +167,11 @@ def print_ui_row(row: UIRow) -> None:
     print(
         f"  {row.path:<20} {row.setup:<26} {row.chats:>5} {row.exact:>4}/{row.finished:<4} {row.errors:>4} "
         f"{row.cpu_per_1k:>8.3f} {row.health_p50_ms:>7.1f} {by_replica:>11} {row.delay_p50_ms:>7.0f} "
-        f"{row.delay_p99_ms:>7.0f} {row.peak_backend_streams:>5}  load {row.load}"
+        f"{row.delay_p99_ms:>7.0f} {row.peak_backend_streams:>5} {row.events_per_chat:>6.0f}  load {row.load}"
         + (f"\n    first error: {row.first_error}" if row.first_error else ""),
         flush=True,
     )
 
 
 UI_HEADER = (f"  {'path':<20} {'setup':<26} {'chats':>5} {'exact/fin':>9} {'err':>4} {'CPU s/1k':>8} {'hlth50':>7} "
-             f"{'hlth99/rep':>11} {'dly p50':>7} {'dly p99':>7} {'peak':>5}")
+             f"{'hlth99/rep':>11} {'dly p50':>7} {'dly p99':>7} {'peak':>5} {'events':>6}")
