@@ -111,7 +111,8 @@ async def api_sections(built: Path, emulator: EmulatorProcess, pipe_module: Any,
     return out
 
 
-async def ui_rows(stack_of: Any, built: Path, emulator: EmulatorProcess, levels: list[int], words: int) -> list[UIRow]:
+async def ui_rows(stack_of: Any, built: Path, emulator: EmulatorProcess, levels: list[int], words: int,
+                  paths: str = "built-in,pipe") -> list[UIRow]:
     """For each number of chats: the built-in connection, then the pipe, on a fresh stack's shared users."""
     rows: list[UIRow] = []
     with stack_of(built, emulator) as stack:
@@ -120,6 +121,8 @@ async def ui_rows(stack_of: Any, built: Path, emulator: EmulatorProcess, levels:
         print(UI_HEADER, flush=True)
         for chats in levels:
             for path, model in (("built-in connection", CONNECTION_MODEL), ("r1relay pipe", PIPE_MODEL)):
+                if path.split()[0].replace("r1relay", "pipe") not in paths.split(","):
+                    continue
                 row = await ui_run(stack.replicas, stack.users, emulator, path, model, chats, words, stack.label)
                 print_ui_row(row)
                 rows.append(row)
@@ -140,6 +143,7 @@ async def main_async(args: argparse.Namespace) -> int:
     install.export(built)
     pipe_module = load_function(built / f"{PIPE_ID}.py")
     emulator = EmulatorProcess()
+    pipe_valves = {} if args.batch_window_ms is None else {"BATCH_WINDOW_MS": args.batch_window_ms}
     ui_words = 10 if args.quick else 37  # 37 → 150 tokens a chat with the prompt: 5 s at 30 tokens/s
     try:
         found: dict[str, Any] = {}
@@ -151,15 +155,19 @@ async def main_async(args: argparse.Namespace) -> int:
         if "ui" in sections:
             print("\n4. UI path: browser-shaped chats at 30 tokens/s")
             levels = [int(n) for n in args.ui_chats.split(",")]
-            found["ui"] = await ui_rows(sqlite_stack, built, emulator, levels, ui_words)
+
+            def sqlite_of(built: Path, emulator: EmulatorProcess) -> Any:
+                return sqlite_stack(built, emulator, pipe_valves)
+
+            found["ui"] = await ui_rows(sqlite_of, built, emulator, levels, ui_words, args.paths)
         if "production" in sections:
             print("\n5. Production-shaped: PostgreSQL + Redis + two Open WebUI replicas")
             levels = [int(n) for n in args.production_chats.split(",")]
 
             def stack_of(built: Path, emulator: EmulatorProcess) -> Any:
-                return production_stack(built, emulator, PRODUCTION_MAX_CONCURRENCY)
+                return production_stack(built, emulator, PRODUCTION_MAX_CONCURRENCY, pipe_valves)
 
-            found["production"] = await ui_rows(stack_of, built, emulator, levels, ui_words)
+            found["production"] = await ui_rows(stack_of, built, emulator, levels, ui_words, args.paths)
     finally:
         emulator.stop()
     relay = found.get("relay") or _rows(previous.get("relay", []), RelayRow)
@@ -185,6 +193,8 @@ def main() -> int:
     parser.add_argument("--only", default="", help=f"comma-separated sections to run: {','.join(SECTIONS)}")
     parser.add_argument("--ui-chats", default="16,32,64", help="chats per UI-path row (SQLite, one worker)")
     parser.add_argument("--production-chats", default="128,256", help="chats per production-shaped row")
+    parser.add_argument("--batch-window-ms", type=int, help="the pipe's BATCH_WINDOW_MS valve (default: the valve's)")
+    parser.add_argument("--paths", default="built-in,pipe", help="which UI paths to run: built-in,pipe")
     parser.add_argument("--profile", action="store_true", help="print a cProfile of our code path")
     parser.add_argument("--out", default=str(REPO / "bench"), help="where results.md and results.json go")
     return asyncio.run(main_async(parser.parse_args()))

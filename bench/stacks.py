@@ -59,18 +59,20 @@ async def add_users(owui: OpenWebUI, count: int, have: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def sqlite_stack(built: Path, emulator: EmulatorProcess) -> Iterator[Stack]:
+def sqlite_stack(built: Path, emulator: EmulatorProcess, pipe_valves: dict | None = None) -> Iterator[Stack]:
     owui = OpenWebUI(built / "openwebui-sqlite", env=BENCH_ENV)
     try:
         owui.start()
-        register(owui, built, emulator)
+        register(owui, built, emulator, pipe_valves)
         yield Stack("SQLite, 1 worker", [owui])
     finally:
         owui.stop()
 
 
 @contextlib.contextmanager
-def production_stack(built: Path, emulator: EmulatorProcess, max_concurrency: int) -> Iterator[Stack]:
+def production_stack(
+    built: Path, emulator: EmulatorProcess, max_concurrency: int, pipe_valves: dict | None = None
+) -> Iterator[Stack]:
     """PostgreSQL + Redis + two replicas; the pipe's MAX_CONCURRENCY queue lives in the shared Redis."""
     postgres, redis = ScratchPostgres(), ScratchRedis()
     replicas: list[OpenWebUI] = []
@@ -82,7 +84,7 @@ def production_stack(built: Path, emulator: EmulatorProcess, max_concurrency: in
         first = OpenWebUI(built / "openwebui-pg-1", env=env)
         replicas.append(first)
         first.start()  # alone first: it creates the schema
-        register(first, built, emulator, {"MAX_CONCURRENCY": max_concurrency})
+        register(first, built, emulator, {"MAX_CONCURRENCY": max_concurrency, **(pipe_valves or {})})
         second = Replica(first, built / "openwebui-pg-2", env=env)
         replicas.append(second)
         second.start()
