@@ -19,7 +19,16 @@ from pathlib import Path
 from tests.support.openwebui import OpenWebUI
 from tests.support.ports import free_port
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+def postgres_bin() -> Path:
+    """Debian keeps each PostgreSQL version's tools in /usr/lib/postgresql/<version>/bin, off the PATH."""
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if versions:
+        return versions[-1].parent
+    found = shutil.which("initdb")
+    if found is None:
+        raise RuntimeError("PostgreSQL is not installed (make bench installs Debian's postgresql)")
+    return Path(found).parent
 
 
 def _as_postgres(command: list[str]) -> list[str]:
@@ -42,12 +51,13 @@ class ScratchPostgres:
     """A PostgreSQL cluster of its own; `url` is a DATABASE_URL for Open WebUI."""
 
     def __init__(self) -> None:
-        binaries = PG_BIN if PG_BIN.exists() else Path(shutil.which("initdb") or "initdb").parent
+        binaries = postgres_bin()
         self.initdb, self.pg_ctl = str(binaries / "initdb"), str(binaries / "pg_ctl")
         self.dir = Path(tempfile.mkdtemp(prefix="r1relay-pg-"))
         self.data = self.dir / "data"
         self.port = free_port()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        # psycopg 3 (in Open WebUI's environment) for both of its engines; plain postgresql:// would want psycopg2
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
         self._started = False
 
     def start(self) -> ScratchPostgres:
