@@ -13,11 +13,23 @@ template here mirrors a real Hugging Face chat template, byte for byte, with
 - `qwq`: QwQ-32B. ChatML; thinking dropped from earlier assistant turns; ends
   `<|im_start|>assistant\\n<think>\\n` (also pre-filled thinking).
 - `chatml`: the same ChatML rendering with a plain `<|im_start|>assistant\\n` generation prompt,
-  for Qwen-family models that open `<think>` themselves.
+  for ChatML models that open `<think>` themselves (its tool block and thinking-off prompt are
+  Qwen3's, whose first-turn prompts it matches).
+- `qwen3`: Qwen3's own template (hybrid thinking models: they open `<think>` themselves): ChatML,
+  thinking of earlier turns dropped, string tool arguments kept as they are, `enable_thinking`.
 - `llama3`: Meta-Llama-3-Instruct: `<|begin_of_text|>` then
   `<|start_header_id|>role<|end_header_id|>\\n\\ncontent<|eot_id|>` per message (content trimmed).
 - `plain`: `System: …\\nUser: …\\nAssistant: …` lines ending `Assistant:`, for base models and
   home-made servers with no template; thinking is dropped from assistant turns.
+
+Tools: with `tools`, `deepseek-r1` adds the tool section vLLM and SGLang give R1 to the system
+prompt, `qwq`/`qwen3`/`chatml` Qwen's `# Tools` system block (backend_adapters/tool_prompts.py); earlier
+calls and `role: "tool"` results render as each template renders them. `llama3` and `plain` have
+no tool format and render no tools.
+
+Thinking off (`thinking_off`): templates that think (`CHAT_TEMPLATES_THINKING_OFF`) end the prompt
+with an empty, closed thinking block, as Qwen3's template does for `enable_thinking=False`; the
+output is then all answer.
 
 Content may be a string or a list of OpenAI content parts (text parts are kept, joined by a
 newline; images are dropped). Names are prefixed so the installer can inline this module.
@@ -28,9 +40,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-TEMPLATES: tuple[str, ...] = ("deepseek-r1", "qwq", "chatml", "llama3", "plain")
+from backend_adapters.tool_call_parser import ToolFormat
+from backend_adapters.tool_prompts import hermes_tool_section, r1_tool_section
+
+TEMPLATES: tuple[str, ...] = ("deepseek-r1", "qwq", "qwen3", "chatml", "llama3", "plain")
 # Templates whose prompt ends inside an open `<think>` block: the output has `</think>` but no opener.
 CHAT_TEMPLATES_PREFILLING_THINK: tuple[str, ...] = ("deepseek-r1", "qwq")
+# Templates of thinking models: with thinking off, the prompt ends in an empty thinking block.
+CHAT_TEMPLATES_THINKING_OFF: tuple[str, ...] = ("deepseek-r1", "qwq", "qwen3", "chatml")
+# The family whose tool markup each template's model speaks; the others render no tools.
+CHAT_TEMPLATE_TOOL_FORMATS: dict[str, ToolFormat] = {"deepseek-r1": "deepseek", "qwq": "hermes", "qwen3": "hermes", "chatml": "hermes"}
+EMPTY_THINKING = "<think>\n\n</think>\n\n"
 
 _R1_BOS = "<｜begin▁of▁sentence｜>"
 _R1_EOS = "<｜end▁of▁sentence｜>"
@@ -84,10 +104,13 @@ def _ct_call_parts(call: dict[str, Any]) -> tuple[str, str, str]:
     return str(call.get("type", "function")), str(function.get("name", "")), arguments
 
 
-def _render_deepseek_r1(messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
+def _render_deepseek_r1(
+    messages: list[dict[str, Any]], add_generation_prompt: bool, tools: list[dict], thinking_off: bool
+) -> str:
     """DeepSeek-R1's tokenizer_config chat template, step for step (including its tool quirks)."""
     systems = [chat_template_text(m.get("content")) for m in messages if m.get("role") == "system"]
-    out = [_R1_BOS, "\n\n".join(systems)]
+    system_prompt = "\n\n".join(systems) + ("\n\n" + r1_tool_section(tools) if tools else "")
+    out = [_R1_BOS, system_prompt]
     is_tool, is_first_call, is_output_first = False, False, True
     for message in messages:
         role = message.get("role")
@@ -124,14 +147,21 @@ def _render_deepseek_r1(messages: list[dict[str, Any]], add_generation_prompt: b
     if is_tool:
         out.append(_R1_OUTPUTS_END)
     if add_generation_prompt and not is_tool:
-        out.append(_R1_ASSISTANT + "<think>\n")
+        out.append(_R1_ASSISTANT + (EMPTY_THINKING if thinking_off else "<think>\n"))
     return "".join(out)
 
 
-def _render_qwen_chatml(messages: list[dict[str, Any]], add_generation_prompt: bool, generation_prompt: str) -> str:
-    """QwQ-32B's chat template (ChatML) without tool definitions; only the generation prompt varies."""
+def _render_qwen_chatml(
+    messages: list[dict[str, Any]], add_generation_prompt: bool, generation_prompt: str, tools: list[dict], qwen3: bool
+) -> str:
+    """QwQ-32B's chat template (ChatML); only the generation prompt varies, and with `qwen3` the
+    tool block leaves out QwQ's blank lines when there is no system prompt, as Qwen3's does."""
     out: list[str] = []
-    if messages and messages[0].get("role") == "system":
+    has_system = bool(messages) and messages[0].get("role") == "system"
+    if tools:
+        system = chat_template_text(messages[0].get("content")) + "\n\n" if has_system else ("" if qwen3 else "\n\n")
+        out.append(f"<|im_start|>system\n{system}{hermes_tool_section(tools)}<|im_end|>\n")
+    elif has_system:
         out.append("<|im_start|>system\n" + chat_template_text(messages[0].get("content")) + "<|im_end|>\n")
     last = len(messages) - 1
     for index, message in enumerate(messages):
@@ -164,6 +194,67 @@ def _render_qwen_chatml(messages: list[dict[str, Any]], add_generation_prompt: b
     return "".join(out)
 
 
+def _qwen3_last_query(messages: list[dict[str, Any]]) -> int:
+    """Index of the last real user question (tool results sent as user turns do not count)."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        text = chat_template_text(message.get("content"))
+        if message.get("role") == "user" and not (text.startswith("<tool_response>") and text.endswith("</tool_response>")):
+            return index
+    return len(messages) - 1
+
+
+def _qwen3_assistant(message: dict[str, Any], after_query: bool, last: bool) -> str:
+    content = chat_template_text(message.get("content"))
+    reasoning = message.get("reasoning_content")
+    if not isinstance(reasoning, str):
+        reasoning = ""
+        if _CT_THINK_CLOSE in content:
+            before = content.split(_CT_THINK_CLOSE)[0]
+            content = content.split(_CT_THINK_CLOSE)[-1].lstrip("\n")
+            reasoning = before.rstrip("\n").split("<think>")[-1].lstrip("\n")
+    if after_query and (last or reasoning):
+        out = f"<|im_start|>assistant\n<think>\n{reasoning.strip(chr(10))}\n</think>\n\n{content.lstrip(chr(10))}"
+    else:
+        out = "<|im_start|>assistant\n" + content
+    for number, call in enumerate(_ct_tool_calls(message)):
+        function = call.get("function") or call
+        arguments = function.get("arguments", "")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False)
+        out += ("\n" if number or content else "") + f'<tool_call>\n{{"name": "{function.get("name", "")}", "arguments": {arguments}}}\n</tool_call>'
+    return out + "<|im_end|>\n"
+
+
+def _render_qwen3(
+    messages: list[dict[str, Any]], add_generation_prompt: bool, tools: list[dict], thinking_off: bool
+) -> str:
+    """Qwen3's tokenizer_config chat template, step for step."""
+    out: list[str] = []
+    has_system = bool(messages) and messages[0].get("role") == "system"
+    system = chat_template_text(messages[0].get("content")) if has_system else ""
+    if tools:
+        out.append("<|im_start|>system\n" + (system + "\n\n" if has_system else "") + hermes_tool_section(tools) + "<|im_end|>\n")
+    elif has_system:
+        out.append(f"<|im_start|>system\n{system}<|im_end|>\n")
+    last_query, last = _qwen3_last_query(messages), len(messages) - 1
+    for index, message in enumerate(messages):
+        role = message.get("role")
+        if role == "user" or (role == "system" and index != 0):
+            out.append(f"<|im_start|>{role}\n{chat_template_text(message.get('content'))}<|im_end|>\n")
+        elif role == "assistant":
+            out.append(_qwen3_assistant(message, index > last_query, index == last))
+        elif role == "tool":
+            if index == 0 or messages[index - 1].get("role") != "tool":
+                out.append("<|im_start|>user")
+            out.append(f"\n<tool_response>\n{chat_template_text(message.get('content'))}\n</tool_response>")
+            if index == last or messages[index + 1].get("role") != "tool":
+                out.append("<|im_end|>\n")
+    if add_generation_prompt:
+        out.append("<|im_start|>assistant\n" + (EMPTY_THINKING if thinking_off else ""))
+    return "".join(out)
+
+
 def _render_llama3(messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
     """Meta-Llama-3-Instruct's template: BOS on the first message, every content `trim`med."""
     out = []
@@ -192,14 +283,24 @@ def _render_plain(messages: list[dict[str, Any]], add_generation_prompt: bool) -
     return "\n".join(lines)
 
 
-def render_prompt(messages: list[dict[str, Any]], template: str, *, add_generation_prompt: bool = True) -> str:
+def render_prompt(
+    messages: list[dict[str, Any]],
+    template: str,
+    *,
+    add_generation_prompt: bool = True,
+    tools: list[dict] | None = None,
+    thinking_off: bool = False,
+) -> str:
     """The prompt string for `messages` under the named template (one of `TEMPLATES`)."""
+    tools = tools or []
     if template == "deepseek-r1":
-        return _render_deepseek_r1(messages, add_generation_prompt)
-    if template == "qwq":
-        return _render_qwen_chatml(messages, add_generation_prompt, "<|im_start|>assistant\n<think>\n")
-    if template == "chatml":
-        return _render_qwen_chatml(messages, add_generation_prompt, "<|im_start|>assistant\n")
+        return _render_deepseek_r1(messages, add_generation_prompt, tools, thinking_off)
+    if template == "qwen3":
+        return _render_qwen3(messages, add_generation_prompt, tools, thinking_off)
+    if template in ("qwq", "chatml"):
+        opening = "<think>\n" if template == "qwq" else ""
+        prompt = "<|im_start|>assistant\n" + (EMPTY_THINKING if thinking_off else opening)
+        return _render_qwen_chatml(messages, add_generation_prompt, prompt, tools, qwen3=template == "chatml")
     if template == "llama3":
         return _render_llama3(messages, add_generation_prompt)
     if template == "plain":

@@ -15,28 +15,46 @@ Generation on these servers does not stop when the client leaves, but closing
 the connection is still what frees the client's slot and lets the server's
 `check_client_link` stop sending, so the HTTP response is closed in a
 `finally` that also runs on cancellation.
+
+Tools: these servers render the chat with the model's own template and ignore
+`tools`, and wrappers take `content: str` only. So the tool section goes into
+the system message in the model family's words, earlier calls and their
+results become plain assistant/user text (backend_adapters/tool_prompts.py),
+and the call markup in the reply is parsed into tool calls.
+
+Thinking off: `chat_template_kwargs.enable_thinking = false` travels with the
+request (SGLang and Qwen3's template honour it) and `force_think` is sent
+false; DeepSeek-R1 has no way to skip its thinking through a messages API, so
+for it the user is told so in one status line.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import httpx
 
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
 from backend_adapters.errors import BackendError, ErrorContext, body_message, safe_url
-from backend_adapters.events import Content, Event, Finish, Reasoning, Usage
+from backend_adapters.events import Content, Event, Finish, Reasoning, Status, Usage
 from backend_adapters.http_backend import http_status_error, media_type, one_line, pooled_client
 from backend_adapters.model_families import starts_in_thinking
 from backend_adapters.replicas import models_of_replicas, openai_base_url, stream_from_replicas
 from backend_adapters.settle import settled
 from backend_adapters.sse import aiter_sse
+from backend_adapters.text_only import TEXT_ONLY_NOTICE, carries_images
 from backend_adapters.think_splitter import ThinkSplitter
+from backend_adapters.tool_call_parser import ToolCallParser, ToolFormat, tool_format_for_model
+from backend_adapters.tool_prompts import tool_turns_as_text, with_tool_section
+from backend_adapters.tool_stream import tools_to_offer, with_tool_calls
 
 # The text a bare `assert` failure becomes behind Starlette: KTransformers' API-key check.
 KT_KEY_HINT = "KTransformers answers a wrong or missing API key this way, so check the API_KEY valve"
+KT_THINKS_ANYWAY = "This model cannot skip its thinking on this backend; it will think first."
+KtToolFormat = Literal["auto", "deepseek", "hermes", "off"]
 
 
 
@@ -108,12 +126,18 @@ def usage_of(obj: dict) -> Usage | None:
 class KTransformersAdapter:
     """Streams chat completions from a KTransformers deployment (one or more replica URLs)."""
 
-    def __init__(self, config: BackendConfig, force_think: bool = False) -> None:
+    def __init__(self, config: BackendConfig, force_think: bool = False, tool_format: KtToolFormat = "auto") -> None:
         self.config = config
         self.force_think = force_think
+        self.tool_format = tool_format
 
-    def _starts_in_thinking(self, model: str) -> bool:
-        if self.force_think and self.config.think_start != "no":
+    def _tool_format(self, model: str) -> ToolFormat | None:
+        if self.tool_format == "off":
+            return None
+        return tool_format_for_model(model) if self.tool_format == "auto" else self.tool_format
+
+    def _starts_in_thinking(self, model: str, thinking_off: bool = False) -> bool:
+        if self.force_think and not thinking_off and self.config.think_start != "no":
             return True  # `<think>\n` was pre-filled, by the server or by us
         return starts_in_thinking(model, self.config.think_start)
 
@@ -136,22 +160,40 @@ class KTransformersAdapter:
 
         return await models_of_replicas(self.config, "ktransformers", fetch)
 
+    def messages(self, request: ChatRequest) -> list[dict]:
+        """The chat as these servers take it: strings only, tools and tool turns written as text."""
+        messages = request.messages
+        tool_format = self._tool_format(request.model)
+        if tool_format is not None:
+            messages = tool_turns_as_text(messages, tool_format)
+            tools = tools_to_offer(request)
+            if tools:
+                messages = with_tool_section(messages, tool_format, tools)
+        return text_only_messages(messages)
+
     def payload(self, request: ChatRequest) -> dict:
         body: dict = {
             "model": request.model,
-            "messages": text_only_messages(request.messages),
+            "messages": self.messages(request),
             "stream": True,
             "stream_options": {"include_usage": True},
             **request.params,
             **request.extra,
         }
-        if self.force_think:
+        if request.thinking_off:
+            body["force_think"] = False  # hand-written servers default it to true
+        elif self.force_think:
             body["force_think"] = True  # read by hand-written servers; the built-in one takes --force_think
         return body
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         client = pooled_client(self.config)
-        splitter = ThinkSplitter(self._starts_in_thinking(request.model))
+        splitter = ThinkSplitter(self._starts_in_thinking(request.model, request.thinking_off))
+        if carries_images(request.messages):
+            yield Status(TEXT_ONLY_NOTICE)
+        if request.thinking_off and starts_in_thinking(request.model, self.config.think_start):
+            yield Status(KT_THINKS_ANYWAY)  # R1, QwQ, Qwen3 -Thinking: no switch reaches their template
+        tool_format = self._tool_format(request.model)
 
         async def send(url: str) -> httpx.Response:
             outgoing = client.build_request(
@@ -159,14 +201,17 @@ class KTransformersAdapter:
             )
             return await client.send(outgoing, stream=True)
 
-        async for event in stream_from_replicas(
+        events = stream_from_replicas(
             self.config,
             request.model,
             waiting="Waiting for {host} (a long prompt can take minutes before the first token)…",
             send=send,
             events=lambda response, ctx: settled(self._body(response, splitter, ctx), splitter, ctx),
             refusal=kt_status_error,
-        ):
+        )
+        if tool_format is not None and tools_to_offer(request):
+            events = with_tool_calls(events, ToolCallParser(tool_format))
+        async for event in events:
             yield event
 
     async def _body(self, response: httpx.Response, splitter: ThinkSplitter, ctx: ErrorContext) -> AsyncIterator[Event]:

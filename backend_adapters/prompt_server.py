@@ -25,15 +25,17 @@ import httpx
 
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
-from backend_adapters.chat_templates import CHAT_TEMPLATES_PREFILLING_THINK, render_prompt
+from backend_adapters.chat_templates import CHAT_TEMPLATES_PREFILLING_THINK
 from backend_adapters.errors import BackendError, body_message, safe_url
 from backend_adapters.events import Error, Event, Finish, Usage
 from backend_adapters.http_backend import one_line, pooled_client
 from backend_adapters.model_families import starts_in_thinking
+from backend_adapters.prompt_plan import plan_prompt
 from backend_adapters.replicas import stream_from_replicas
 from backend_adapters.settle import settled
 from backend_adapters.sse import aiter_sse
 from backend_adapters.think_splitter import ThinkSplitter
+from backend_adapters.tool_stream import with_tool_calls
 
 # Keys a JSON-encoded stream piece may carry its text under (some servers send `data: {"token": …}`).
 PIECE_KEYS = ("token", "text", "content", "delta")
@@ -129,22 +131,28 @@ class PromptServerAdapter:
         config = self.config
         client = pooled_client(config)
         try:
-            prompt = render_prompt(request.messages, self.settings.template)
+            plan = plan_prompt(request, self.settings.template)  # tools, thinking off, notices (issue 9)
         except (KeyError, ValueError) as exc:
             yield Error(f"The PROMPT_TEMPLATE setting cannot render this chat: {exc}.")
             return
-        splitter = ThinkSplitter(self._starts_in_thinking(request.model))
+        prompt = plan.prompt
+        for notice in plan.notices:
+            yield notice
+        splitter = ThinkSplitter(not plan.thinking_closed and self._starts_in_thinking(request.model))
 
         async def send(url: str) -> httpx.Response:
             return await client.send(self._build(client, url, prompt, request), stream=True)
 
-        async for event in stream_from_replicas(
+        events = stream_from_replicas(
             config,
             request.model,
             waiting="Waiting for {host}…",
             send=send,
             events=lambda response, ctx: settled(self._pieces(response, splitter, safe_url(ctx.url)), splitter, ctx),
-        ):
+        )
+        if plan.tool_parser is not None:
+            events = with_tool_calls(events, plan.tool_parser)
+        async for event in events:
             yield event
 
     async def _pieces(self, response: httpx.Response, splitter: ThinkSplitter, where: str) -> AsyncIterator[Event]:

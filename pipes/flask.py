@@ -38,10 +38,10 @@ class Pipe(ManifoldPipe):
             ge=0,
             description="Requests sent to the server at once (small servers generate one at a time); the rest queue here and see their place. 0 = no limit.",
         )
-        PROMPT_TEMPLATE: Literal["deepseek-r1", "qwq", "chatml", "llama3", "plain"] = Field(
+        PROMPT_TEMPLATE: Literal["deepseek-r1", "qwq", "qwen3", "chatml", "llama3", "plain"] = Field(
             default="deepseek-r1",
-            description="How the chat becomes one prompt: the model's own chat template (deepseek-r1 and qwq pre-fill <think>; plain for servers with none).",
-            json_schema_extra={"input": {"type": "select", "options": ["deepseek-r1", "qwq", "chatml", "llama3", "plain"]}},
+            description="How the chat becomes one prompt: the model's own chat template (deepseek-r1 and qwq pre-fill <think>; qwen3 for Qwen3; plain for servers with none).",
+            json_schema_extra={"input": {"type": "select", "options": ["deepseek-r1", "qwq", "qwen3", "chatml", "llama3", "plain"]}},
         )
         USE_STREAM: bool = Field(default=True, description="Stream from STREAM_PATH (SSE); off = one answer from GENERATE_PATH.")
         GENERATE_PATH: str = Field(default="/generate", description="Path of the one-shot endpoint (JSON in, JSON out).")

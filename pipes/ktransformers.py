@@ -7,6 +7,8 @@ description: DeepSeek-R1 on KTransformers (built-in server, SGLang `kt run`, or 
 required_open_webui_version: 0.6.0
 """
 
+from typing import Literal
+
 from pydantic import Field
 
 from backend_adapters.backend_config import BackendConfig
@@ -46,9 +48,14 @@ class Pipe(ManifoldPipe):
             default=False,
             description="Send force_think (hand-written servers pre-fill <think>); output without an opening tag is then thinking. The built-in server takes --force_think instead.",
         )
+        TOOL_FORMAT: Literal["auto", "deepseek", "hermes", "off"] = Field(
+            default="auto",
+            description="How tools are offered in the system message and calls read from the reply: deepseek (R1/V3 markup), hermes (Qwen3/QwQ <tool_call>), auto by model name, off = no tools.",
+            json_schema_extra={"input": {"type": "select", "options": ["auto", "deepseek", "hermes", "off"]}},
+        )
 
     class UserValves(UserBackendValves):
         pass
 
     def make_adapter(self, config: BackendConfig, valves: Valves) -> KTransformersAdapter:
-        return KTransformersAdapter(config, force_think=valves.FORCE_THINK)
+        return KTransformersAdapter(config, force_think=valves.FORCE_THINK, tool_format=valves.TOOL_FORMAT)

@@ -186,3 +186,118 @@ async def test_stop_closes_the_stream(flask_pipe, prompt_server: PromptServerEmu
             break
         await asyncio.sleep(0.02)
     assert prompt_server.disconnects, "the server never saw the stream close"
+
+
+# ---- tools, thinking off, images (issue 9) ----
+
+TIME_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_current_timestamp",
+        "description": "Get the current Unix timestamp in seconds.",
+        "parameters": {"type": "object", "properties": {}},
+    },
+}
+R1_CALL = (
+    "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_current_timestamp\n"
+    "```json\n{}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>"
+)
+HERMES_CALL = '<tool_call>\n{"name": "get_current_timestamp", "arguments": {}}\n</tool_call>'
+MARKUP = ("<｜tool", "tool▁", "<tool_call>", "</tool_call>", "<think>", "</think>")
+
+
+def tool_calls_of(run: PipeRun) -> list[dict]:
+    return [tc for c in run.chunks if c.get("choices") for tc in c["choices"][0]["delta"].get("tool_calls") or []]
+
+
+def finish_reasons(run: PipeRun) -> list[str]:
+    return [c["choices"][0]["finish_reason"] for c in run.chunks if c.get("choices") and c["choices"][0]["finish_reason"]]
+
+
+@pytest.mark.parametrize(
+    ("template", "call", "result_in_prompt"),
+    [
+        (
+            "deepseek-r1",
+            R1_CALL,
+            "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>1764120000<｜tool▁output▁end｜><｜tool▁outputs▁end｜>",
+        ),
+        ("qwq", HERMES_CALL, "<|im_start|>user\n<tool_response>\n1764120000\n</tool_response><|im_end|>"),
+        ("qwen3", HERMES_CALL, "<|im_start|>user\n<tool_response>\n1764120000\n</tool_response><|im_end|>"),
+    ],
+)
+@pytest.mark.parametrize("use_stream", [True, False], ids=["stream", "generate"])
+async def test_markup_becomes_tool_calls_and_the_result_reaches_the_next_prompt(
+    flask_pipe, prompt_server: PromptServerEmulator, template: str, call: str, result_in_prompt: str, use_stream: bool
+) -> None:
+    """The model's call markup, split anywhere on the wire (or whole from /generate), streams out as OpenAI tool_calls."""
+    prompt_server.split_writes = True
+    prompt_server.pieces = ("The user wants the time.\nI will call the tool.\n</think>\n\n", call[:9], call[9:40], call[40:])
+    pipe = make_pipe(flask_pipe, BASE_URLS=prompt_server.url, PROMPT_TEMPLATE=template, USE_STREAM=use_stream)
+    question = {"role": "user", "content": "What time is it?"}
+    body = {"model": MODEL, "messages": [question], "stream": True, "tools": [TIME_TOOL]}
+    run = await run_pipe(pipe, flask_pipe, body)
+
+    assert not run.errors, run.errors
+    prompt = prompt_server.requests[-1]["body"]["prompt"]
+    assert '"name": "get_current_timestamp"' in prompt and "Get the current Unix timestamp" in prompt
+    assert run.reasoning == "The user wants the time.\nI will call the tool.\n"
+    (piece,) = tool_calls_of(run)
+    assert piece["index"] == 0 and piece["id"].startswith("call_") and piece["type"] == "function"
+    assert piece["function"] == {"name": "get_current_timestamp", "arguments": "{}"}
+    assert finish_reasons(run) == ["tool_calls"]
+    assert not any(tag in run.content or tag in run.reasoning for tag in MARKUP)
+
+    # Open WebUI runs the tool and asks again with the call and its result (middleware.py ~6061).
+    prompt_server.pieces = ("The tool gave the time.\n</think>\n\n", "It is 01:20 UTC.")
+    follow_up = [
+        question,
+        {"role": "assistant", "content": "", "tool_calls": [{**piece, "function": dict(piece["function"])}]},
+        {"role": "tool", "tool_call_id": piece["id"], "content": "1764120000"},
+    ]
+    run = await run_pipe(pipe, flask_pipe, {**body, "messages": follow_up})
+    prompt = prompt_server.requests[-1]["body"]["prompt"]
+    assert result_in_prompt in prompt
+    assert "get_current_timestamp" in prompt.split("1764120000")[0]  # the call itself precedes its result
+    assert run.content == "It is 01:20 UTC." and not tool_calls_of(run)
+    assert finish_reasons(run) in ([], ["stop"])
+
+
+async def test_no_tools_means_markup_is_not_parsed_and_llama3_renders_no_tools(flask_pipe, prompt_server: PromptServerEmulator) -> None:
+    prompt_server.pieces = ("</think>\n\n", HERMES_CALL)
+    pipe = make_pipe(flask_pipe, BASE_URLS=prompt_server.url, PROMPT_TEMPLATE="qwq")
+    run = await run_pipe(pipe, flask_pipe, chat_body(MODEL))
+    assert run.content == HERMES_CALL and not tool_calls_of(run)
+    pipe = make_pipe(flask_pipe, BASE_URLS=prompt_server.url, PROMPT_TEMPLATE="llama3")
+    await run_pipe(pipe, flask_pipe, {**chat_body(MODEL), "tools": [TIME_TOOL]})
+    assert "get_current_timestamp" not in prompt_server.requests[-1]["body"]["prompt"]
+
+
+@pytest.mark.parametrize(
+    ("template", "prompt_end"),
+    [("deepseek-r1", "<｜Assistant｜><think>\n\n</think>\n\n"), ("chatml", "<|im_start|>assistant\n<think>\n\n</think>\n\n")],
+)
+async def test_thinking_off_prefills_an_empty_thinking_block_and_all_output_is_answer(
+    flask_pipe, prompt_server: PromptServerEmulator, template: str, prompt_end: str
+) -> None:
+    prompt_server.pieces = ("Paris is the ", "capital of France.")
+    pipe = make_pipe(flask_pipe, BASE_URLS=prompt_server.url, PROMPT_TEMPLATE=template, THINK_START="yes")
+    body = {**chat_body(MODEL, "Capital of France?"), "chat_template_kwargs": {"enable_thinking": False}}
+    run = await run_pipe(pipe, flask_pipe, body)
+    assert prompt_server.requests[-1]["body"]["prompt"].endswith(prompt_end)
+    assert (run.reasoning, run.content) == ("", "Paris is the capital of France.")
+    run = await run_pipe(pipe, flask_pipe, chat_body(MODEL, "Capital of France?"))  # thinking on: the same text is thinking
+    assert (run.reasoning, run.content) == ("Paris is the capital of France.", "")
+
+
+async def test_an_image_is_not_sent_and_the_user_is_told_once(flask_pipe, prompt_server: PromptServerEmulator) -> None:
+    pipe = make_pipe(flask_pipe, BASE_URLS=prompt_server.url)
+    parts = [{"type": "text", "text": "What is in this picture?"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]
+    run = await run_pipe(pipe, flask_pipe, {"model": MODEL, "messages": [{"role": "user", "content": parts}], "stream": True})
+    notices = [s["description"] for s in run.statuses if s["description"] == "This backend takes text only; the image was not sent."]
+    assert len(notices) == 1
+    prompt = prompt_server.requests[-1]["body"]["prompt"]
+    assert "What is in this picture?" in prompt and "base64" not in prompt
+    assert run.content == EMULATED_ANSWER and not run.errors
+    run = await run_pipe(pipe, flask_pipe, chat_body(MODEL))
+    assert not any("image" in s["description"] for s in run.statuses)

@@ -254,3 +254,102 @@ async def test_sglang_style_openai_stream_with_role_chunk_and_reasoning_field(kt
     run = await run_pipe(pipe, kt, chat_body("r1relay_ktransformers.deepseek-ai/DeepSeek-R1"))
     assert (run.reasoning, run.content) == (REASONING, ANSWER)
     assert run.usage and not run.errors
+
+
+# ---- tools, thinking off, images (issue 9) ----
+
+TIME_TOOL = {
+    "type": "function",
+    "function": {"name": "get_current_timestamp", "description": "Get the current Unix timestamp in seconds.", "parameters": {"type": "object", "properties": {}}},
+}
+R1_CALL = (
+    "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_current_timestamp\n"
+    "```json\n{}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>"
+)
+HERMES_CALL = '<tool_call>\n{"name": "get_current_timestamp", "arguments": {}}\n</tool_call>'
+
+
+def tool_calls_of(run: PipeRun) -> list[dict]:
+    return [tc for c in run.chunks if c.get("choices") for tc in c["choices"][0]["delta"].get("tool_calls") or []]
+
+
+def finish_reasons(run: PipeRun) -> list[str]:
+    return [c["choices"][0]["finish_reason"] for c in run.chunks if c.get("choices") and c["choices"][0]["finish_reason"]]
+
+
+@pytest.mark.parametrize(
+    ("shape", "model", "call", "section", "result_text"),
+    [
+        ("builtin", "DeepSeek-R1", R1_CALL, "You have the following functions available:",
+         "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>1764120000<｜tool▁output▁end｜><｜tool▁outputs▁end｜>"),
+        ("handwritten", "Qwen3-235B-A22B", HERMES_CALL, "<tools>\n" + json.dumps(TIME_TOOL, ensure_ascii=False) + "\n</tools>",
+         "<tool_response>\n1764120000\n</tool_response>"),
+    ],
+    ids=["builtin-r1", "handwritten-qwen3"],
+)
+async def test_tools_in_the_system_message_calls_out_of_the_reply_results_back_as_text(
+    kt, shape: str, model: str, call: str, section: str, result_text: str
+) -> None:
+    emulator = KTransformersEmulator(shape=shape, model_name=model).start()  # type: ignore[arg-type]
+    try:
+        opening = "<think>\n" if model.startswith("Qwen3") else ""  # Qwen3 opens its thinking itself; R1's is pre-filled
+        emulator.script = f"{opening}The user wants the time.\n</think>\n\n{call}"
+        pipe = make_pipe(kt, BASE_URLS=emulator.url, MODELS=model)
+        question = {"role": "user", "content": "What time is it?"}
+        body = {"model": f"r1relay_ktransformers.{model}", "messages": [question], "stream": True, "tools": [TIME_TOOL]}
+        run = await run_pipe(pipe, kt, body)
+        assert not run.errors, run.errors
+        sent = emulator.requests[-1]["body"]
+        assert "tools" not in sent  # these servers ignore it; the model learns of the tool from the system message
+        assert sent["messages"][0]["role"] == "system" and section in sent["messages"][0]["content"]
+        assert run.reasoning == "The user wants the time.\n"
+        (piece,) = tool_calls_of(run)
+        assert piece["function"] == {"name": "get_current_timestamp", "arguments": "{}"} and piece["id"]
+        assert finish_reasons(run) == ["tool_calls"]
+        assert "tool_call" not in run.content and "tool▁" not in run.content
+
+        emulator.script = f"{opening}The tool answered.\n</think>\n\nIt is 01:20 UTC."
+        follow_up = [
+            question,
+            {"role": "assistant", "content": None, "tool_calls": [{"id": piece["id"], "type": "function", "function": piece["function"]}]},
+            {"role": "tool", "tool_call_id": piece["id"], "content": "1764120000"},
+        ]
+        run = await run_pipe(pipe, kt, {**body, "messages": follow_up})
+        assert not run.errors, run.errors  # a wrapper's `content: str` accepted every turn (no 422)
+        messages = emulator.requests[-1]["body"]["messages"]
+        assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+        assert all(isinstance(m["content"], str) and set(m) == {"role", "content"} for m in messages)
+        assert messages[2]["content"] == call and messages[3]["content"] == result_text
+        assert run.content == "It is 01:20 UTC." and not tool_calls_of(run)
+    finally:
+        emulator.stop()
+
+
+async def test_tool_format_off_sends_no_tools_and_parses_nothing(kt, builtin: KTransformersEmulator) -> None:
+    builtin.script = f"Hmm.\n</think>\n\n{R1_CALL}"
+    pipe = make_pipe(kt, BASE_URLS=builtin.url, TOOL_FORMAT="off")
+    run = await run_pipe(pipe, kt, {**chat_body(MODEL), "tools": [TIME_TOOL]})
+    assert builtin.requests[-1]["body"]["messages"][0]["role"] == "user"
+    assert not tool_calls_of(run) and "get_current_timestamp" in run.content
+
+
+async def test_list_content_is_flattened_for_a_wrapper_and_the_image_is_announced(kt, handwritten: KTransformersEmulator) -> None:
+    pipe = make_pipe(kt, BASE_URLS=handwritten.url, MODELS="my-kt-model")
+    parts = [{"type": "text", "text": "Describe this."}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]
+    run = await run_pipe(pipe, kt, {"model": "r1relay_ktransformers.my-kt-model", "messages": [{"role": "user", "content": parts}], "stream": True})
+    assert not run.errors, run.errors
+    assert handwritten.requests[-1]["body"]["messages"] == [{"role": "user", "content": "Describe this."}]
+    assert [s["description"] for s in run.statuses].count("This backend takes text only; the image was not sent.") == 1
+
+
+async def test_thinking_off_is_asked_for_and_an_r1_that_thinks_anyway_is_still_split(kt, handwritten: KTransformersEmulator) -> None:
+    pipe = make_pipe(kt, BASE_URLS=handwritten.url, MODELS="DeepSeek-R1", FORCE_THINK=True)
+    body = {**chat_body("r1relay_ktransformers.DeepSeek-R1"), "chat_template_kwargs": {"enable_thinking": False}}
+    run = await run_pipe(pipe, kt, body)
+    sent = handwritten.requests[-1]["body"]
+    assert sent["force_think"] is False and sent["chat_template_kwargs"] == {"enable_thinking": False}
+    assert (run.reasoning, run.content) == (REASONING, ANSWER)
+    assert "This model cannot skip its thinking on this backend; it will think first." in [s["description"] for s in run.statuses]
+    run = await run_pipe(pipe, kt, chat_body("r1relay_ktransformers.DeepSeek-R1"))
+    assert handwritten.requests[-1]["body"]["force_think"] is True
+    assert not any("cannot skip" in s["description"] for s in run.statuses)

@@ -37,6 +37,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -73,6 +74,7 @@ class KTransformersEmulator(Emulator):
     prefill_delay: float = 0.0
     api_key: str = ""
     json_shape: Literal["openai", "plain"] = "openai"
+    reply: Callable[[list[dict]], str] | None = None  # the script chosen from the chat's messages, instead of `script`
     requests: list[dict] = field(default_factory=list)
     started: list[str] = field(default_factory=list)  # last user message of each request, when it got the lock
     disconnects: list[float] = field(default_factory=list)
@@ -113,8 +115,8 @@ class KTransformersEmulator(Emulator):
         body = {"object": "error", "message": message, "type": "BadRequestError", "param": None, "code": 400}
         return web.json_response(body, status=400)
 
-    def _tokens(self, force_think: bool) -> list[str]:
-        tokens = vllm_tokens(self.script)
+    def _tokens(self, force_think: bool, messages: list[dict] | None = None) -> list[str]:
+        tokens = vllm_tokens(self.reply(messages) if self.reply and messages is not None else self.script)
         return (["<think>\n"] if force_think else []) + tokens
 
     async def _generate(self, request: web.Request, label: str, tokens: list[str], send) -> bool:  # type: ignore[no-untyped-def]
@@ -172,7 +174,7 @@ class KTransformersEmulator(Emulator):
         self._check_key(request)
         messages = body.get("messages", [])
         prompt_tokens = sum(len(vllm_tokens(str(m.get("content", "")))) + 4 for m in messages)
-        tokens = self._tokens(self.force_think)
+        tokens = self._tokens(self.force_think, messages)
         chat_id = uuid.uuid4().hex
         created = int(time.time())
         if not body.get("stream"):
@@ -259,9 +261,17 @@ class KTransformersEmulator(Emulator):
         return web.json_response({"models": [{"name": self.model_name, "modified_at": "123", "size": 123}]})
 
     async def _handwritten(self, request: web.Request, body: dict) -> web.Response:
-        """One JSON completion, whatever `stream` says; `force_think` pre-fills the opening tag."""
+        """One JSON completion, whatever `stream` says; `force_think` pre-fills the opening tag.
+
+        Its request model is pydantic's `class Message(BaseModel): role: str; content: str`, so a
+        list of content parts (or a null content beside tool_calls) is FastAPI's 422.
+        """
         messages = body.get("messages", [])
-        tokens = vllm_tokens(self.script)
+        for index, message in enumerate(messages):
+            if not isinstance(message.get("content"), str):
+                detail = {"type": "string_type", "loc": ["body", "messages", index, "content"], "msg": "Input should be a valid string", "input": message.get("content")}
+                return web.json_response({"detail": [detail]}, status=422)
+        tokens = vllm_tokens(self.reply(messages) if self.reply else self.script)
         started = time.monotonic()
         await self._generate(request, self._label(messages), tokens, self._ignore)
         text = "".join(tokens)

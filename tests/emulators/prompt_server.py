@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -36,6 +37,7 @@ class PromptServerEmulator(Emulator):
     token_delay: float = 0.0
     requests: list[dict] = field(default_factory=list)
     disconnects: list[float] = field(default_factory=list)
+    reply: Callable[[str], tuple[str, ...]] | None = None  # pieces chosen from the prompt, instead of `pieces`
 
 
     def _app(self) -> web.Application:
@@ -52,13 +54,16 @@ class PromptServerEmulator(Emulator):
         self.requests.append({"method": request.method, "body": body, "headers": dict(request.headers)})
         return body
 
+    def _pieces_for(self, body: dict) -> tuple[str, ...]:
+        return self.reply(str(body.get("prompt", ""))) if self.reply else self.pieces
+
     async def _generate(self, request: web.Request) -> web.Response:
-        await self._record(request)
+        body = await self._record(request)
         if not self._authorized(request):
             return web.json_response({"error": "Invalid API key"}, status=401)
-        text = "".join(self.pieces)
+        text = "".join(self._pieces_for(body))
         return web.json_response(
-            {"response": text, "tokens_used": len(self.pieces), "generation_time": 0.01, "prompt_tokens": 9, "finish_reason": "stop"}
+            {"response": text, "tokens_used": len(self._pieces_for(body)), "generation_time": 0.01, "prompt_tokens": 9, "finish_reason": "stop"}
         )
 
     def _event(self, data: str, event: str | None = None) -> bytes:
@@ -68,25 +73,26 @@ class PromptServerEmulator(Emulator):
         return (comment + head + "".join(f"data: {line}{end}" for line in data.split("\n")) + end).encode()
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
-        await self._record(request)
+        body = await self._record(request)
+        pieces = self._pieces_for(body)
         if not self._authorized(request):
             return web.json_response({"error": "Invalid API key"}, status=401)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await response.prepare(request)
         try:
-            for i, piece in enumerate(self.pieces):
+            for i, piece in enumerate(pieces):
                 if self.token_delay:
                     await asyncio.sleep(self.token_delay)
                 if request.transport is None or request.transport.is_closing():
                     self.disconnects.append(time.monotonic())
                     return response
                 data = self._event(piece)
-                if i == len(self.pieces) // 2 and self.fault == "drop_mid_stream":
+                if i == len(pieces) // 2 and self.fault == "drop_mid_stream":
                     await response.write(data[: len(data) // 2])
                     assert request.transport is not None
                     request.transport.close()  # chunked body never finished
                     return response
-                if i == len(self.pieces) // 2 and self.fault == "error_event":
+                if i == len(pieces) // 2 and self.fault == "error_event":
                     await response.write(self._event("CUDA out of memory", event="error") + self._event("[DONE]"))
                     return response
                 if self.split_writes:
