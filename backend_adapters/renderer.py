@@ -141,10 +141,10 @@ async def render_stream(
             elif isinstance(event, Finish):
                 finish_reason = event.reason
             elif isinstance(event, Status):
-                if event.done:
-                    await line.show(event.description, done=True)
-                else:
+                if event.progress:
                     line.soon(event.description)
+                else:
+                    await line.show(event.description, event.done)
             elif isinstance(event, Error):
                 failed = event.message
                 break

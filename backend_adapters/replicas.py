@@ -103,7 +103,7 @@ async def stream_from_replicas(
     last_failure: Exception | None = None
     for url in urls_in_turn(config.base_urls):
         ctx = ErrorContext(url=url, model=model, read_timeout=config.read_timeout, secrets=config.secrets)
-        yield Status(waiting.format(host=safe_url(url)))
+        yield Status(waiting.format(host=safe_url(url)), progress=True)
         try:
             response = await send(url)
         except Exception as exc:

@@ -30,8 +30,7 @@ class StatusLine:
 
     async def show(self, description: str, done: bool = False, hidden: bool = False) -> None:
         """Send now, unless it is what the line already says (or a hide of a line never shown)."""
-        if done:
-            self.drop_pending()
+        self.drop_pending()
         if self.emit is None or (description, done, hidden) == self.last or (hidden and self.last is None):
             return
         self.last = (description, done, hidden)
