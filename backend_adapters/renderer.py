@@ -89,15 +89,6 @@ def _chunk(chunk_id: str, model: str, delta: dict, finish_reason: str | None = N
     }
 
 
-async def _merged(events: AsyncIterator[Event], batch_window: float, line: StatusLine) -> AsyncIterator[tuple[Event, int]]:
-    """Coalesced events; the first piece of thinking or answer replaces any progress note not yet shown."""
-    async with aclosing(coalesced(events, max_window=batch_window)) as merged:
-        async for event, pieces in merged:
-            if isinstance(event, (Reasoning, Content, ToolCall)):
-                line.drop_pending()
-            yield event, pieces
-
-
 async def render_stream(
     events: AsyncIterator[Event],
     *,
@@ -115,8 +106,8 @@ async def render_stream(
     failed: str | None = None
     finish_reason: str | None = None
 
-    try:
-        async for event, pieces in _merged(events, batch_window, line):
+    async with aclosing(coalesced(events, max_window=batch_window)) as merged:
+        async for event, pieces in merged:
             if isinstance(event, Reasoning):
                 text = trim_reasoning(event.text)
                 if not text:
@@ -142,14 +133,12 @@ async def render_stream(
                 finish_reason = event.reason
             elif isinstance(event, Status):
                 if event.progress:
-                    line.soon(event.description)
+                    await line.progress(event.description)
                 else:
                     await line.show(event.description, event.done)
             elif isinstance(event, Error):
                 failed = event.message
                 break
-    finally:
-        await line.close()
 
     if failed is not None:
         await line.show(failed, done=True)

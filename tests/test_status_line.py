@@ -1,11 +1,14 @@
-"""The status line costs few database writes: a quick answer gets one status, a slow start still says why."""
+"""The status line costs few database writes: no Thinking…/Answering…, no repeats, progress notes throttled."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
+from backend_adapters import status_line
+from backend_adapters.status_line import StatusLine
 from tests.emulators.vllm import VLLMEmulator
 from tests.support.built import load_function
 from tests.support.pipe_driver import chat_body, make_pipe, run_pipe
@@ -18,26 +21,40 @@ def vllm(built_dir: Path):
     return load_function(built_dir / "r1relay_vllm.py")
 
 
-async def test_a_quick_answer_costs_one_status_the_stats_line(vllm, vllm_emulator: VLLMEmulator) -> None:
+async def test_an_answer_costs_two_statuses_where_it_connects_and_the_stats_line(vllm, vllm_emulator: VLLMEmulator) -> None:
     pipe = make_pipe(vllm, BASE_URLS=vllm_emulator.base_url)
     run = await run_pipe(pipe, vllm, chat_body(MODEL))
-    assert run.content and not run.errors
-    assert len(run.statuses) == 1  # no "Connecting…", "Thinking…", "Answering…": one database write per chat
-    assert run.statuses[0]["done"] is True and "tokens/s" in run.statuses[0]["description"]
+    assert run.reasoning and run.content and not run.errors
+    descriptions = [s["description"] for s in run.statuses]
+    assert len(descriptions) == 2, descriptions  # no "Thinking…", no "Answering…": each would be a DB write
+    assert descriptions[0].startswith("Connecting to http://127.0.0.1:")
+    assert run.statuses[1]["done"] is True and "tokens/s" in descriptions[1]
 
 
-async def test_without_stats_a_quick_answer_sends_no_status_at_all(vllm, vllm_emulator: VLLMEmulator) -> None:
-    pipe = make_pipe(vllm, BASE_URLS=vllm_emulator.base_url, SHOW_STATS=False)
-    run = await run_pipe(pipe, vllm, chat_body(MODEL))
-    assert run.content and run.statuses == []  # nothing was shown, so nothing needs hiding
-
-
-async def test_a_slow_first_token_still_shows_where_it_waits(vllm, vllm_emulator: VLLMEmulator, monkeypatch) -> None:
-    monkeypatch.setattr(vllm, "STATUS_GRACE", 0.05)
-    vllm_emulator.token_delay = 0.3  # the first token takes longer than the grace
+async def test_without_stats_the_line_is_cleared_once(vllm, vllm_emulator: VLLMEmulator) -> None:
     pipe = make_pipe(vllm, BASE_URLS=vllm_emulator.base_url, SHOW_STATS=False)
     run = await run_pipe(pipe, vllm, chat_body(MODEL))
     assert run.content
-    descriptions = [s["description"] for s in run.statuses]
-    assert descriptions[0].startswith("Connecting to http://127.0.0.1:")
-    assert run.statuses[-1] == {"description": "", "done": True, "hidden": True}  # the note is cleared at the end
+    assert run.statuses[-1] == {"description": "", "done": True, "hidden": True}
+    assert len(run.statuses) == 2
+
+
+async def test_progress_notes_are_throttled_and_repeats_never_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(status_line, "STATUS_GRACE", 0.2)
+    sent: list[str] = []
+
+    async def emit(event: dict) -> None:
+        sent.append(event["data"]["description"])
+
+    line = StatusLine(emit)
+    await line.progress("Queued: 5 ahead of you")
+    await line.progress("Queued: 4 ahead of you")  # within the grace: not worth a write
+    await line.progress("Queued: 3 ahead of you")
+    assert sent == ["Queued: 5 ahead of you"]
+    await asyncio.sleep(0.25)
+    await line.progress("Queued: 2 ahead of you")
+    await line.show("done line", done=True)
+    await line.show("done line", done=True)  # the same text again: no second write
+    assert sent == ["Queued: 5 ahead of you", "Queued: 2 ahead of you", "done line"]
+    await StatusLine(emit).show("", done=True, hidden=True)  # nothing shown on that line: nothing to hide
+    assert len(sent) == 3
