@@ -136,7 +136,16 @@ async def ui_run(
     cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
     healths = [probe.finish() for probe in probes]
     emits = emulator.emits()
-    results = [chat for out, _ in outputs for chat in json.loads(out.strip().splitlines()[-1])["chats"]]
+    results = []
+    for at, (out, _) in enumerate(outputs):
+        lines = out.strip().splitlines()
+        if lines and lines[-1].startswith("{"):
+            results += json.loads(lines[-1])["chats"]
+        else:  # the client process died: its chats count as unfinished, with why
+            failed = specs[at * CHATS_PER_CLIENT : (at + 1) * CHATS_PER_CLIENT]
+            results += [{"prompt": s["prompt"], "base_url": s["base_url"], "finished": False, "saved": None,
+                         "arrivals": {"reasoning": [], "content": []}, "errors": ["the chat client process failed"],
+                         "events": 0} for s in failed]
     exact = finished = errors = 0
     delays: list[float] = []
     first_error = ""

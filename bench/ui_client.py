@@ -116,14 +116,17 @@ class Chat:
         except (TimeoutError, aiohttp.ClientError) as exc:
             self.errors.append(f"{type(exc).__name__}: {exc}"[:300])
             return
-        for _ in range(50):  # the final save follows the done event closely; read it back (bounded)
-            async with http.get(f"{spec['base_url']}/api/v1/chats/{self.chat_id}", headers=self.headers) as response:
-                chat = (await response.json()).get("chat") or {}
-            message = ((chat.get("history") or {}).get("messages") or {}).get(self.message_id) or {}
-            if message.get("done"):
-                self.saved, self.saved_done = texts_of_output(message.get("output") or []), True
-                return
-            await asyncio.sleep(0.1)
+        try:
+            for _ in range(50):  # the final save follows the done event closely; read it back (bounded)
+                async with http.get(f"{spec['base_url']}/api/v1/chats/{self.chat_id}", headers=self.headers) as response:
+                    chat = (await response.json()).get("chat") or {}
+                message = ((chat.get("history") or {}).get("messages") or {}).get(self.message_id) or {}
+                if message.get("done"):
+                    self.saved, self.saved_done = texts_of_output(message.get("output") or []), True
+                    return
+                await asyncio.sleep(0.1)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            self.errors.append(f"reading the saved chat back: {type(exc).__name__}: {exc}"[:300])
 
     def result(self) -> dict[str, Any]:
         return {
