@@ -11,7 +11,7 @@ QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 test: env
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-demo: env
+demo: $(STAMP)  # no Debian packages: the demo needs neither chromium nor redis-server
 	$(PY) install.py demo
 
 export: env
@@ -38,6 +38,15 @@ $(STAMP): requirements-dev.txt
 	$(PY) -c "import open_webui, torch, playwright, flask"
 	touch $(STAMP)
 
-# Debian packages the tests use: a real browser, and Redis as Open WebUI replicas share it.
+# Debian packages the tests use: a real browser, and Redis as Open WebUI replicas share it. The tests start
+# their own redis-server on a free port, so apt must neither start it (a policy-rc.d that says no, unless the
+# machine has one) nor leave it enabled at boot.
 system-packages:
-	@test -x /usr/bin/chromium -a -x /usr/bin/redis-server || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium redis-server; }
+	@test -x /usr/bin/chromium -a -x /usr/bin/redis-server || ( \
+	  apt-get update -q; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    trap 'rm -f /usr/sbin/policy-rc.d' EXIT; printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; \
+	  fi; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium redis-server; \
+	  systemctl disable --now redis-server >/dev/null 2>&1 || update-rc.d redis-server disable >/dev/null 2>&1 || true; \
+	)

@@ -33,6 +33,8 @@ EXTRA_PARAMS = (
     "min_tokens",
     "length_penalty",
     "chat_template_kwargs",
+    "thinking_token_budget",
+    "reasoning_effort",
 )
 
 _THINKING_IN_HISTORY = re.compile(

@@ -46,7 +46,7 @@ from backend_adapters.replicas import models_of_replicas, openai_base_url, strea
 from backend_adapters.settle import settled
 from backend_adapters.sse import aiter_sse
 from backend_adapters.text_only import TEXT_ONLY_NOTICE, carries_images
-from backend_adapters.think_splitter import ThinkSplitter
+from backend_adapters.think_splitter import CLOSE_TAG, OPEN_TAG, ThinkSplitter
 from backend_adapters.tool_call_parser import ToolCallParser, ToolFormat, tool_format_for_model
 from backend_adapters.tool_prompts import tool_turns_as_text, with_tool_section
 from backend_adapters.tool_stream import tools_to_offer, with_tool_calls
@@ -112,6 +112,12 @@ def completion_parts(obj: dict) -> tuple[str, str]:
         if isinstance(obj.get(key), str):
             return "", obj[key]
     return "", ""
+
+
+def opens_inside_thinking(text: str) -> bool:
+    """A whole answer with `</think>` and no `<think>` before it began inside the thinking (force_think wrappers)."""
+    end = text.find(CLOSE_TAG)
+    return end >= 0 and OPEN_TAG not in text[:end]
 
 
 def usage_of(obj: dict) -> Usage | None:
@@ -238,6 +244,11 @@ class KTransformersAdapter:
             yield Reasoning(reasoning)
             if text:
                 yield Content(text)
+        elif not splitter.thinking and opens_inside_thinking(text):
+            # Hand-written wrappers pre-fill `<think>` by default (force_think) whatever the model's name says.
+            whole = ThinkSplitter(starts_in_thinking=True)
+            for event in [*whole.feed(text), *whole.flush()]:
+                yield event
         else:
             for event in splitter.feed(text):
                 yield event

@@ -19,6 +19,7 @@ from backend_adapters.errors import ErrorContext, describe
 from backend_adapters.events import Error, Event
 from backend_adapters.renderer import Emitter, collect_answer, render_stream
 from backend_adapters.slots import in_turn, shared_queue
+from backend_adapters.thinking_controls import with_thinking_controls
 from backend_adapters.valves import BackendValves, UserBackendValves
 
 
@@ -83,19 +84,21 @@ class ManifoldPipe:
         __user__: dict | None = None,
         __event_emitter__: Emitter | None = None,
         __task__: str | None = None,
-    ) -> str | AsyncIterator[dict]:
+    ) -> str | dict | AsyncIterator[dict]:
         user_valves = (__user__ or {}).get("valves")
         show_stats = self.valves.SHOW_STATS and getattr(user_valves, "SHOW_STATS", True)
         try:
             config = self.backend_config(self.valves, user_valves)
             events = self.make_adapter(config, self.valves).stream(
-                ChatRequest.from_body(body, backend_model_id(body.get("model", "")))
+                ChatRequest.from_body(
+                    with_thinking_controls(body, self.valves, user_valves, __task__), backend_model_id(body.get("model", ""))
+                )
             )
             if config.max_concurrency:
                 events = in_turn(shared_queue(config.base_urls, config.max_concurrency), events)
         except ValidationError as exc:
             events = _one_error(config_error(exc))
         if __task__ or not body.get("stream"):
-            return await collect_answer(events)
+            return await collect_answer(events, model=body.get("model", ""))
         return render_stream(events, model=body.get("model", ""), emit=__event_emitter__, show_stats=show_stats,
                              batch_window=self.valves.BATCH_WINDOW_MS / 1000)

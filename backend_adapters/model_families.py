@@ -27,3 +27,9 @@ def starts_in_thinking(model_id: str, setting: ThinkStart = "auto") -> bool:
     if setting == "no":
         return False
     return bool(_PREFILLS_THINK.search(model_id))
+
+
+def always_thinks(model_id: str) -> bool:
+    """Models whose chat template forces the thinking open (R1, its distills, QwQ, Qwen3 `-Thinking-2507`):
+    `enable_thinking: false` does nothing for them on an OpenAI-compatible server."""
+    return bool(_PREFILLS_THINK.search(model_id))

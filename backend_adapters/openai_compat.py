@@ -11,6 +11,10 @@ Reasoning arrives three ways and all become the same events: vLLM's
 `reasoning_content` (≤ 0.15) or `reasoning` (≥ 0.11.1) delta fields, passed
 through untouched, or raw text in `content` with or without `<think>`, which
 goes through the think splitter.
+
+Tool calls travel both ways in OpenAI's shape: the chat's `tools` go out (unless
+the server refused them lately, see tool_support.py), streamed `delta.tool_calls`
+come back as ToolCall events for Open WebUI to run.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ import openai
 
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
-from backend_adapters.events import Content, Event, Finish, Reasoning, Usage
-from backend_adapters.model_families import starts_in_thinking
+from backend_adapters.errors import ErrorContext, body_message, safe_url
+from backend_adapters.events import Content, Event, Finish, Reasoning, Status, ToolCall, Usage
+from backend_adapters.model_families import always_thinks, starts_in_thinking
 from backend_adapters.replicas import models_of_replicas, openai_base_url, stream_from_replicas
 from backend_adapters.settle import settled
 from backend_adapters.sse import aiter_sse
 from backend_adapters.think_splitter import ThinkSplitter
+from backend_adapters.tool_support import ToolsMode, refuses_tools, remember_no_tools, send_tools, tools_off_notice
 
 # Caches, not request state: clients keep connection pools warm.
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, openai.AsyncOpenAI]] = (
@@ -58,11 +64,35 @@ def reasoning_of(delta: dict) -> str | None:
     return delta.get("reasoning_content") or delta.get("reasoning")
 
 
+def tool_calls_of(delta: dict) -> list[ToolCall]:
+    """`delta.tool_calls` as events: vLLM's first piece of a call has `id`, `type`, `function.name`
+    (arguments often absent), later pieces only `index` and more `function.arguments`."""
+    calls = []
+    for position, call in enumerate(delta.get("tool_calls") or []):
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        arguments = function.get("arguments")
+        calls.append(
+            ToolCall(
+                index=call["index"] if isinstance(call.get("index"), int) else position,
+                arguments=arguments if isinstance(arguments, str) else (json.dumps(arguments) if arguments else ""),
+                id=call.get("id") or None,
+                name=function.get("name") or None,
+            )
+        )
+    return calls
+
+
+THINKS_ANYWAY = "{model} always thinks: its chat template cannot turn the thinking off, so the thinking toggle has no effect."
+
+
 class OpenAICompatAdapter:
     """Streams chat completions from one deployment (one or more replica URLs)."""
 
-    def __init__(self, config: BackendConfig) -> None:
+    def __init__(self, config: BackendConfig, tools: ToolsMode = "auto") -> None:
         self.config = config
+        self.tools = tools
 
     async def list_models(self) -> list[str]:
         """Model ids from `/v1/models` of every replica."""
@@ -76,8 +106,18 @@ class OpenAICompatAdapter:
     async def stream(self, request: ChatRequest) -> AsyncIterator[Event]:
         config = self.config
         splitter = ThinkSplitter(starts_in_thinking(request.model, config.think_start))
+        notices: list[Status] = []  # said once the server has answered: which request went out decides them
+        if request.thinking_off and always_thinks(request.model):
+            yield Status(THINKS_ANYWAY.format(model=request.model.rsplit("/", 1)[-1]))
 
-        async def send(url: str) -> httpx.Response:
+        async def open_stream(url: str, with_tools: bool) -> httpx.Response:
+            tool_fields: dict = {}
+            if with_tools:
+                tool_fields["tools"] = request.tools
+                if request.tool_choice is not None:
+                    tool_fields["tool_choice"] = request.tool_choice
+                if request.parallel_tool_calls is not None:
+                    tool_fields["parallel_tool_calls"] = request.parallel_tool_calls
             opening = client_for(url, config).chat.completions.with_streaming_response.create(
                 model=request.model,
                 messages=request.messages,  # type: ignore[arg-type]
@@ -85,16 +125,31 @@ class OpenAICompatAdapter:
                 stream_options={"include_usage": True},
                 extra_body=request.extra or None,
                 **request.params,
+                **tool_fields,
             )
             response = await opening.__aenter__()  # HTTP error statuses raise the SDK's errors here
             return response.http_response
 
+        async def send(url: str) -> httpx.Response:
+            with_tools = bool(request.tools) and send_tools(url, self.tools)
+            try:
+                return await open_stream(url, with_tools)
+            except openai.APIStatusError as exc:
+                refused = refuses_tools(exc.status_code, body_message(exc.body, exc.message))
+                if not (with_tools and self.tools == "auto" and refused):
+                    raise
+            remember_no_tools(url)  # retried once without tools; later chats skip the failed try
+            notices.append(Status(tools_off_notice(safe_url(url))))
+            return await open_stream(url, False)
+
+        async def events(response: httpx.Response, ctx: ErrorContext) -> AsyncIterator[Event]:
+            for notice in notices:
+                yield notice
+            async for event in settled(self._chunks(response, splitter), splitter, ctx):
+                yield event
+
         async for event in stream_from_replicas(
-            config,
-            request.model,
-            waiting="Connecting to {host}…",
-            send=send,
-            events=lambda response, ctx: settled(self._chunks(response, splitter), splitter, ctx),
+            config, request.model, waiting="Connecting to {host}…", send=send, events=events
         ):
             yield event
 
@@ -133,5 +188,7 @@ class OpenAICompatAdapter:
                 else:
                     for event in splitter.feed(content):
                         yield event
+            for call in tool_calls_of(delta):  # after the text of the same delta: thinking comes before the call
+                yield call
             finish = choice.get("finish_reason") or finish
         yield Finish(finish)

@@ -7,9 +7,11 @@ think splitter starts inside the thinking). Paths, the HTTP method, the auth
 header and the JSON field names are settings, because every hand-written
 server names them a little differently; the defaults are the seed API's.
 
-The stream sends raw text pieces (`data: <token>`, a multi-line piece as
-several `data:` lines), so it is decoded with our SSE decoder, never line by
-line. httpx is used directly, asynchronously, and the response is closed in a
+The stream may be SSE (well-formed, or tokens written raw), plain text or
+NDJSON (stream_shapes.py tells them apart), and a tutorial `/generate` may
+send the prompt back in front of the answer (prompt_echo.py strips it).
+A model's own Jinja template (CHAT_TEMPLATE) replaces the built-in ones.
+httpx is used directly, asynchronously, and the response is closed in a
 `finally`, so Stop in Open WebUI closes the connection and a well-behaved
 server stops generating.
 """
@@ -26,19 +28,18 @@ import httpx
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
 from backend_adapters.chat_templates import CHAT_TEMPLATES_PREFILLING_THINK
-from backend_adapters.errors import BackendError, body_message, safe_url
+from backend_adapters.errors import BackendError, safe_url
 from backend_adapters.events import Error, Event, Finish, Usage
-from backend_adapters.http_backend import one_line, pooled_client
+from backend_adapters.http_backend import media_type, one_line, pooled_client
+from backend_adapters.jinja_template import ChatTemplateError
 from backend_adapters.model_families import starts_in_thinking
+from backend_adapters.prompt_echo import EchoStripper
 from backend_adapters.prompt_plan import plan_prompt
 from backend_adapters.replicas import stream_from_replicas
 from backend_adapters.settle import settled
-from backend_adapters.sse import aiter_sse
-from backend_adapters.think_splitter import ThinkSplitter
+from backend_adapters.stream_shapes import stream_pieces
+from backend_adapters.think_splitter import OPEN_TAG, ThinkSplitter
 from backend_adapters.tool_stream import with_tool_calls
-
-# Keys a JSON-encoded stream piece may carry its text under (some servers send `data: {"token": …}`).
-PIECE_KEYS = ("token", "text", "content", "delta")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class PromptServerSettings:
     auth_header: str = "X-API-Key"
     prompt_field: str = "prompt"
     response_field: str = "response"
+    echo: Literal["auto", "strip", "keep"] = "auto"
+    sse_style: Literal["auto", "strict", "raw-tokens"] = "auto"
+    chat_template: str = ""  # the model's own Jinja template (or tokenizer_config.json, or its path); wins over `template`
 
 
 def server_endpoint(base_url: str, path: str) -> str:
@@ -74,22 +78,6 @@ def generation_fields(request: ChatRequest) -> dict:
     return fields
 
 
-def stream_piece(data: str, response_field: str) -> str:
-    """The text of one stream event: raw text, or a JSON object holding it."""
-    if data.startswith("{"):
-        try:
-            obj = json.loads(data)
-        except ValueError:
-            return data
-        if isinstance(obj, dict):
-            if obj.get("error"):
-                raise BackendError(f"mid-answer: {one_line(body_message(obj) or 'no details')}")
-            for key in (response_field, *PIECE_KEYS):
-                if isinstance(obj.get(key), str):
-                    return obj[key]
-    return data
-
-
 class PromptServerAdapter:
     """Streams answers from a prompt-in, text-out server (one or more replica URLs)."""
 
@@ -103,8 +91,11 @@ class PromptServerAdapter:
             return list(self.config.models)
         raise BackendError("Prompt servers have no model list.")
 
-    def _starts_in_thinking(self, model: str) -> bool:
-        if self.config.think_start == "auto" and self.settings.template in CHAT_TEMPLATES_PREFILLING_THINK:
+    def _starts_in_thinking(self, model: str, prompt: str) -> bool:
+        if self.config.think_start == "auto" and (
+            prompt.rstrip().endswith(OPEN_TAG)  # the template pre-filled `<think>`, whichever template it is
+            or (not self.settings.chat_template.strip() and self.settings.template in CHAT_TEMPLATES_PREFILLING_THINK)
+        ):
             return True
         return starts_in_thinking(model, self.config.think_start)
 
@@ -131,14 +122,17 @@ class PromptServerAdapter:
         config = self.config
         client = pooled_client(config)
         try:
-            plan = plan_prompt(request, self.settings.template)  # tools, thinking off, notices (issue 9)
+            plan = plan_prompt(request, self.settings.template, self.settings.chat_template)  # tools, thinking off, notices (issue 9)
+        except ChatTemplateError as exc:
+            yield Error(str(exc))
+            return
         except (KeyError, ValueError) as exc:
             yield Error(f"The PROMPT_TEMPLATE setting cannot render this chat: {exc}.")
             return
         prompt = plan.prompt
         for notice in plan.notices:
             yield notice
-        splitter = ThinkSplitter(not plan.thinking_closed and self._starts_in_thinking(request.model))
+        splitter = ThinkSplitter(not plan.thinking_closed and self._starts_in_thinking(request.model, prompt))
 
         async def send(url: str) -> httpx.Response:
             return await client.send(self._build(client, url, prompt, request), stream=True)
@@ -148,28 +142,33 @@ class PromptServerAdapter:
             request.model,
             waiting="Waiting for {host}…",
             send=send,
-            events=lambda response, ctx: settled(self._pieces(response, splitter, safe_url(ctx.url)), splitter, ctx),
+            events=lambda response, ctx: settled(
+                self._pieces(response, splitter, safe_url(ctx.url), EchoStripper(prompt, plan.special_tokens, self.settings.echo)),
+                splitter,
+                ctx,
+            ),
         )
         if plan.tool_parser is not None:
             events = with_tool_calls(events, plan.tool_parser)
         async for event in events:
             yield event
 
-    async def _pieces(self, response: httpx.Response, splitter: ThinkSplitter, where: str) -> AsyncIterator[Event]:
+    async def _pieces(self, response: httpx.Response, splitter: ThinkSplitter, where: str, echo: EchoStripper) -> AsyncIterator[Event]:
         """The events of one answer, streamed or whole; raises on a broken or failed answer."""
         finish: str | None = None
         if self.settings.use_stream:
-            async for sse in aiter_sse(response.aiter_bytes(), json_lines=False):
-                if sse.event == "error":
-                    raise BackendError(f"The backend at {where} failed mid-answer: {one_line(sse.data or 'no details')}")
-                if sse.data == "[DONE]":
-                    break
-                try:
-                    piece = stream_piece(sse.data, self.settings.response_field)
-                except BackendError as exc:
-                    raise BackendError(f"The backend at {where} failed {exc}") from None
-                for event in splitter.feed(piece):
+            shapes = stream_pieces(response.aiter_bytes(), media_type(response), self.settings.sse_style, self.settings.response_field)
+            async for piece in shapes:
+                if piece.error is not None:
+                    raise BackendError(f"The backend at {where} failed mid-answer: {one_line(piece.error)}")
+                text = echo.feed(piece.text)
+                for event in splitter.feed(text) if text else ():
                     yield event
+                finish = piece.finish or finish
+                if piece.done:
+                    break
+            for event in splitter.feed(echo.flush()):
+                yield event
         else:
             raw = await response.aread()
             try:
@@ -181,7 +180,7 @@ class PromptServerAdapter:
                 raise BackendError(
                     f"The backend at {where} answered without a `{field}` text field; check the RESPONSE_FIELD setting."
                 )
-            for event in splitter.feed(obj[field]):
+            for event in splitter.feed(echo.feed(obj[field]) + echo.flush()):
                 yield event
             if obj.get("tokens_used") is not None or obj.get("prompt_tokens") is not None:
                 yield Usage(obj.get("prompt_tokens"), obj.get("tokens_used"))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from backend_adapters.coalesce import coalesced
 from backend_adapters.events import Content, Error, Event, Finish, Reasoning, Status, ToolCall, Usage
 from backend_adapters.status_line import Emitter, StatusLine
+from backend_adapters.tool_call_reply import completion_with_tool_calls
 
 
 class _LeadingWhitespace:
@@ -154,14 +155,19 @@ async def render_stream(
         await line.show("", done=True, hidden=True)
 
 
-async def collect_answer(events: AsyncIterable[Event]) -> str:
-    """The answer alone, for Open WebUI's non-streamed calls (titles, tags, API users)."""
+async def collect_answer(events: AsyncIterable[Event], model: str = "") -> str | dict:
+    """The answer alone, for Open WebUI's non-streamed calls (titles, tags, API users); a completion
+    dict with `tool_calls` when the model asked for tools, which a plain string would lose."""
     parts: list[str] = []
+    calls: list[ToolCall] = []
     async for event in events:
         if isinstance(event, Content):
             parts.append(event.text)
+        elif isinstance(event, ToolCall):
+            calls.append(event)
         elif isinstance(event, Error):
-            if not parts:
+            if not parts and not calls:
                 raise RuntimeError(event.message)
             break
-    return "".join(parts).strip()
+    answer = "".join(parts).strip()
+    return completion_with_tool_calls(model, answer, calls) if calls else answer

@@ -41,7 +41,7 @@ class BackendValves(BaseModel):
     MAX_CONCURRENCY: int = Field(default=0, ge=0, description="Most requests in flight to this backend; 0 = no limit. Others queue.")
     VERIFY_TLS: bool = Field(default=True, description="Check the backend's TLS certificate (turn off only for self-signed test setups).")
     ALLOW_USER_BASE_URLS: bool = Field(default=False, description="Let users point the pipe at their own backend URL in their settings.")
-    SHOW_STATS: bool = Field(default=True, description="Show tokens, tokens/s and time to first token under each answer.")
+    SHOW_STATS: bool = Field(default=True, description="Show tokens, tokens/s and time to first token in a status line above each answer.")
     BATCH_WINDOW_MS: int = Field(
         default=80,
         ge=0,
@@ -56,4 +56,4 @@ class UserBackendValves(BaseModel):
 
     API_KEY: str = Field(default="", description="Your own backend key; wins over the admin's.", json_schema_extra=SECRET)
     BASE_URLS: str = Field(default="", description="Your own backend URL (only if the admin allows it).")
-    SHOW_STATS: bool = Field(default=True, description="Show tokens/s and time to first token under answers.")
+    SHOW_STATS: bool = Field(default=True, description="Show tokens, tokens/s and time to first token in a status line above answers.")

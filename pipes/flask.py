@@ -43,7 +43,9 @@ class Pipe(ManifoldPipe):
             description="How the chat becomes one prompt: the model's own chat template (deepseek-r1 and qwq pre-fill <think>; qwen3 for Qwen3; plain for servers with none).",
             json_schema_extra={"input": {"type": "select", "options": ["deepseek-r1", "qwq", "qwen3", "chatml", "llama3", "plain"]}},
         )
-        USE_STREAM: bool = Field(default=True, description="Stream from STREAM_PATH (SSE); off = one answer from GENERATE_PATH.")
+        USE_STREAM: bool = Field(
+            default=True, description="Stream from STREAM_PATH (SSE, plain text or NDJSON, told apart by itself); off = one answer from GENERATE_PATH."
+        )
         GENERATE_PATH: str = Field(default="/generate", description="Path of the one-shot endpoint (JSON in, JSON out).")
         STREAM_PATH: str = Field(default="/stream", description="Path of the Server-Sent Events endpoint.")
         STREAM_METHOD: Literal["POST", "GET"] = Field(
@@ -54,6 +56,20 @@ class Pipe(ManifoldPipe):
         AUTH_HEADER: str = Field(default="X-API-Key", description="Header that carries API_KEY (Authorization gets a Bearer prefix).")
         PROMPT_FIELD: str = Field(default="prompt", description="Request field holding the prompt.")
         RESPONSE_FIELD: str = Field(default="response", description="Field of the /generate answer holding the text.")
+        CHAT_TEMPLATE: str = Field(
+            default="",
+            description="The model's own chat template, for families PROMPT_TEMPLATE lacks: paste its tokenizer_config.json (or only the Jinja chat_template), or give that file's path on this server. Empty = PROMPT_TEMPLATE.",
+        )
+        ECHO: Literal["auto", "strip", "keep"] = Field(
+            default="auto",
+            description="Servers that send the prompt back before the answer (Hugging Face generate decoded whole): auto = strip it when the reply starts with it; strip = always (also a reply cut inside it); keep = never.",
+            json_schema_extra={"input": {"type": "select", "options": ["auto", "strip", "keep"]}},
+        )
+        SSE_STYLE: Literal["auto", "strict", "raw-tokens"] = Field(
+            default="auto",
+            description="How to read STREAM_PATH's events: raw-tokens = the server writes tokens raw (data: {token}), so extra blank lines and lines without a field are the token's newlines and text; strict = the SSE spec only; auto = raw-tokens unless events carry JSON.",
+            json_schema_extra={"input": {"type": "select", "options": ["auto", "strict", "raw-tokens"]}},
+        )
 
     class UserValves(UserBackendValves):
         pass
@@ -70,5 +86,8 @@ class Pipe(ManifoldPipe):
                 auth_header=valves.AUTH_HEADER,
                 prompt_field=valves.PROMPT_FIELD,
                 response_field=valves.RESPONSE_FIELD,
+                echo=valves.ECHO,
+                sse_style=valves.SSE_STYLE,
+                chat_template=valves.CHAT_TEMPLATE,
             ),
         )

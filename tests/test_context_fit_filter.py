@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import install
+from installer import bundle
 from tests.emulators.vllm import VLLMEmulator, count_prompt_tokens
 from tests.emulators.vllm_variants import VLLMWithoutTokenize
 from tests.support.built import load_function_source
@@ -30,8 +30,8 @@ MAX_TOKENS = 50
 
 @pytest.fixture(scope="module")
 def context_fit() -> types.ModuleType:
-    spec = next(s for s in install.FUNCTIONS if s.id == "r1relay_context_fit")
-    return load_function_source(spec.id, install.build_function(spec))
+    spec = next(s for s in bundle.FUNCTIONS if s.id == "r1relay_context_fit")
+    return load_function_source(spec.id, bundle.build_function(spec))
 
 
 @pytest.fixture

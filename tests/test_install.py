@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-import install
+from installer import bundle, errors, openwebui, plan, status, valve_config
 from tests.emulators.vllm import VLLMEmulator
 from tests.support.built import load_function_source
 from tests.support.openwebui import OPEN_WEBUI_BIN, OpenWebUI
@@ -38,8 +38,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def valve_schemas() -> dict[str, dict]:
     """Each built function's Valves JSON schema, as Open WebUI's /valves/spec would give it."""
     schemas = {}
-    for spec in install.FUNCTIONS:
-        module = load_function_source(spec.id, install.build_function(spec))
+    for spec in bundle.FUNCTIONS:
+        module = load_function_source(spec.id, bundle.build_function(spec))
         owner = module.Pipe if spec.type == "pipe" else module.Filter
         schemas[spec.id] = owner.Valves.model_json_schema()
     return schemas
@@ -49,73 +49,73 @@ def valve_schemas() -> dict[str, dict]:
 
 
 def test_set_arguments_become_valves_per_function() -> None:
-    assert install.parse_sets(["r1relay_vllm.BASE_URLS=http://a:8000/v1", "r1relay_vllm.MODELS=x=y"]) == {
+    assert valve_config.parse_sets(["r1relay_vllm.BASE_URLS=http://a:8000/v1", "r1relay_vllm.MODELS=x=y"]) == {
         "r1relay_vllm": {"BASE_URLS": "http://a:8000/v1", "MODELS": "x=y"}
     }
 
 
 @pytest.mark.parametrize("bad", ["r1relay_vllm=1", "BASE_URLS=1", "r1relay_vllm.BASE_URLS", ".X=1"])
 def test_malformed_set_argument_is_a_usage_error(bad: str) -> None:
-    with pytest.raises(install.UsageError, match="FUNCTION_ID.VALVE=VALUE"):
-        install.parse_sets([bad])
+    with pytest.raises(errors.UsageError, match="FUNCTION_ID.VALVE=VALUE"):
+        valve_config.parse_sets([bad])
 
 
 def test_unknown_function_id_names_the_known_ones() -> None:
-    with pytest.raises(install.UsageError, match="r1relay_vllm"):
-        install.merge_valves({"r1relay_vlm": {"BASE_URLS": "x"}})
+    with pytest.raises(errors.UsageError, match="r1relay_vllm"):
+        valve_config.merge_valves({"r1relay_vlm": {"BASE_URLS": "x"}})
 
 
 def test_toml_config_reads_secrets_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "c.toml"
     config.write_text('[r1relay_vllm]\nAPI_KEY = "${MY_KEY}"\nBASE_URLS = ["http://a/v1", "http://b/v1"]\nMAX_CONCURRENCY = 4\n')
     monkeypatch.setenv("MY_KEY", "sk-secret")
-    assert install.load_config(config) == {
+    assert valve_config.load_config(config) == {
         "r1relay_vllm": {"API_KEY": "sk-secret", "BASE_URLS": "http://a/v1,http://b/v1", "MAX_CONCURRENCY": 4}
     }
     monkeypatch.delenv("MY_KEY")
-    with pytest.raises(install.UsageError, match="MY_KEY"):
-        install.load_config(config)
+    with pytest.raises(errors.UsageError, match="MY_KEY"):
+        valve_config.load_config(config)
 
 
 def test_json_config_and_broken_files(tmp_path: Path) -> None:
     good = tmp_path / "c.json"
     good.write_text(json.dumps({"r1relay_vllm": {"MODELS": "a"}}))
-    assert install.load_config(good) == {"r1relay_vllm": {"MODELS": "a"}}
+    assert valve_config.load_config(good) == {"r1relay_vllm": {"MODELS": "a"}}
     broken = tmp_path / "b.toml"
     broken.write_text("[r1relay_vllm\n")
-    with pytest.raises(install.UsageError, match="not valid TOML"):
-        install.load_config(broken)
+    with pytest.raises(errors.UsageError, match="not valid TOML"):
+        valve_config.load_config(broken)
     flat = tmp_path / "f.toml"
     flat.write_text('BASE_URLS = "x"\n')
-    with pytest.raises(install.UsageError, match="keyed by function id"):
-        install.load_config(flat)
+    with pytest.raises(errors.UsageError, match="keyed by function id"):
+        valve_config.load_config(flat)
 
 
 def test_values_are_coerced_to_the_valve_types(valve_schemas: dict[str, dict]) -> None:
     schema = valve_schemas["r1relay_vllm"]
-    assert install.coerce_valve("r1relay_vllm", "MAX_CONCURRENCY", "4", schema) == 4
-    assert install.coerce_valve("r1relay_vllm", "REQUEST_TIMEOUT", 30, schema) == 30.0
-    assert install.coerce_valve("r1relay_vllm", "VERIFY_TLS", "off", schema) is False
-    assert install.coerce_valve("r1relay_vllm", "MODELS", "7", schema) == "7"
-    with pytest.raises(install.UsageError, match="must be a integer"):
-        install.coerce_valve("r1relay_vllm", "MAX_CONCURRENCY", "four", schema)
-    with pytest.raises(install.UsageError, match="no valve BASE_URL "):
-        install.coerce_valve("r1relay_vllm", "BASE_URL", "x", schema)
+    assert valve_config.coerce_valve("r1relay_vllm", "MAX_CONCURRENCY", "4", schema) == 4
+    assert valve_config.coerce_valve("r1relay_vllm", "REQUEST_TIMEOUT", 30, schema) == 30.0
+    assert valve_config.coerce_valve("r1relay_vllm", "VERIFY_TLS", "off", schema) is False
+    assert valve_config.coerce_valve("r1relay_vllm", "MODELS", "7", schema) == "7"
+    with pytest.raises(errors.UsageError, match="must be a integer"):
+        valve_config.coerce_valve("r1relay_vllm", "MAX_CONCURRENCY", "four", schema)
+    with pytest.raises(errors.UsageError, match="no valve BASE_URL "):
+        valve_config.coerce_valve("r1relay_vllm", "BASE_URL", "x", schema)
 
 
 def test_password_inputs_are_recognised_as_secrets(valve_schemas: dict[str, dict]) -> None:
-    assert "API_KEY" in install.secret_valves(valve_schemas["r1relay_vllm"])
-    assert install.show_values({"API_KEY": "sk-123", "MODELS": "m"}, {"API_KEY"}) == "API_KEY=••••, MODELS=m"
+    assert "API_KEY" in valve_config.secret_valves(valve_schemas["r1relay_vllm"])
+    assert valve_config.show_values({"API_KEY": "sk-123", "MODELS": "m"}, {"API_KEY"}) == "API_KEY=••••, MODELS=m"
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_shipped_configs_fit_the_built_functions(config: Path, valve_schemas: dict[str, dict], monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("VLLM_API_KEY", "R1_API_KEY"):
         monkeypatch.setenv(name, "from-env")
-    for function_id, valves in install.merge_valves(install.load_config(config)).items():
-        coerced = {k: install.coerce_valve(function_id, k, v, valve_schemas[function_id]) for k, v in valves.items()}
-        spec = next(s for s in install.FUNCTIONS if s.id == function_id)
-        module = load_function_source(function_id, install.build_function(spec))
+    for function_id, valves in valve_config.merge_valves(valve_config.load_config(config)).items():
+        coerced = {k: valve_config.coerce_valve(function_id, k, v, valve_schemas[function_id]) for k, v in valves.items()}
+        spec = next(s for s in bundle.FUNCTIONS if s.id == function_id)
+        module = load_function_source(function_id, bundle.build_function(spec))
         (module.Pipe if spec.type == "pipe" else module.Filter).Valves(**coerced)  # Open WebUI would accept them
 
 
@@ -123,34 +123,34 @@ def test_shipped_configs_fit_the_built_functions(config: Path, valve_schemas: di
 
 
 def test_first_install_sets_every_wanted_valve() -> None:
-    plan = install.plan_valves("f", {"A": 1, "B": "x"}, current={}, applied={}, overwrite=False)
-    assert plan.updates == {"A": 1, "B": "x"} and not plan.kept
-    assert set(plan.applied) == {"A", "B"}
+    valve_plan = plan.plan_valves("f", {"A": 1, "B": "x"}, current={}, applied={}, overwrite=False)
+    assert valve_plan.updates == {"A": 1, "B": "x"} and not valve_plan.kept
+    assert set(valve_plan.applied) == {"A", "B"}
 
 
 def test_values_install_set_before_are_updated_when_the_config_changes() -> None:
-    first = install.plan_valves("f", {"A": 1}, current={}, applied={}, overwrite=False)
-    second = install.plan_valves("f", {"A": 2}, current={"A": 1}, applied=first.applied, overwrite=False)
+    first = plan.plan_valves("f", {"A": 1}, current={}, applied={}, overwrite=False)
+    second = plan.plan_valves("f", {"A": 2}, current={"A": 1}, applied=first.applied, overwrite=False)
     assert second.updates == {"A": 2}
 
 
 def test_a_value_changed_by_hand_is_kept_unless_overwriting() -> None:
-    first = install.plan_valves("f", {"A": 1}, current={}, applied={}, overwrite=False)
-    kept = install.plan_valves("f", {"A": 1}, current={"A": 5}, applied=first.applied, overwrite=False)
+    first = plan.plan_valves("f", {"A": 1}, current={}, applied={}, overwrite=False)
+    kept = plan.plan_valves("f", {"A": 1}, current={"A": 5}, applied=first.applied, overwrite=False)
     assert kept.updates == {} and kept.kept == ["A"] and kept.applied == first.applied
-    replaced = install.plan_valves("f", {"A": 1}, current={"A": 5}, applied=first.applied, overwrite=True)
+    replaced = plan.plan_valves("f", {"A": 1}, current={"A": 5}, applied=first.applied, overwrite=True)
     assert replaced.updates == {"A": 1}
 
 
 def test_an_admins_value_install_never_set_counts_as_changed_by_hand() -> None:
-    plan = install.plan_valves("f", {"A": 1}, current={"A": 3}, applied={}, overwrite=False)
-    assert plan.kept == ["A"]
+    valve_plan = plan.plan_valves("f", {"A": 1}, current={"A": 3}, applied={}, overwrite=False)
+    assert valve_plan.kept == ["A"]
 
 
 def test_fingerprints_do_not_contain_the_value() -> None:
-    print_ = install.fingerprint("r1relay_vllm", "API_KEY", "sk-very-secret")
+    print_ = plan.fingerprint("r1relay_vllm", "API_KEY", "sk-very-secret")
     assert "secret" not in print_ and len(print_) == 16
-    assert print_ != install.fingerprint("r1relay_vllm", "API_KEY", "sk-other")
+    assert print_ != plan.fingerprint("r1relay_vllm", "API_KEY", "sk-other")
 
 
 # ---- the command line fails in one clear line ----
@@ -180,7 +180,7 @@ def test_export_still_writes_an_importable_bundle(tmp_path: Path) -> None:
     result = run_cli("export", str(tmp_path))
     assert result.returncode == 0
     manifest = json.loads((tmp_path / "functions.json").read_text())
-    assert [f["id"] for f in manifest] == [s.id for s in install.FUNCTIONS]
+    assert [f["id"] for f in manifest] == [s.id for s in bundle.FUNCTIONS]
 
 
 # ---------------------------------------------------------------------------
@@ -210,13 +210,13 @@ def install_cli(ui: OpenWebUI, backend: VLLMEmulator, *extra: str) -> subprocess
     return result
 
 
-def admin(ui: OpenWebUI) -> install.OpenWebUIClient:
-    return install.OpenWebUIClient(ui.url, ui.token)
+def admin(ui: OpenWebUI) -> openwebui.OpenWebUIClient:
+    return openwebui.OpenWebUIClient(ui.url, ui.token)
 
 
 def task_flags(ui: OpenWebUI) -> dict[str, bool]:
     config = admin(ui).task_config()
-    return {flag: config[flag] for flag in install.TASK_FLAGS}
+    return {flag: config[flag] for flag in plan.TASK_FLAGS}
 
 
 def send_like_the_browser(ui: OpenWebUI, model: str, text: str = "Hello there") -> dict:
@@ -269,13 +269,13 @@ def test_fresh_install_creates_activates_and_quiets_background_tasks(ui: OpenWeb
     cli(ui, "uninstall")
     result = install_cli(ui, backend)
     assert result.returncode == 0, result.stderr
-    for spec in install.FUNCTIONS:
+    for spec in bundle.FUNCTIONS:
         assert f"{spec.id}: created" in result.stdout
     installed = admin(ui).functions()
-    for spec in install.FUNCTIONS:
+    for spec in bundle.FUNCTIONS:
         assert installed[spec.id]["is_active"]
         assert installed[spec.id]["is_global"] == (spec.type == "filter")
-        assert installed[spec.id]["content"] == install.build_function(spec)
+        assert installed[spec.id]["content"] == bundle.build_function(spec)
     assert not any(task_flags(ui).values())
     assert MODEL in {m["id"] for m in admin(ui).models()}
     assert admin(ui).valves("r1relay_vllm")["API_KEY"] == BACKEND_KEY
@@ -329,13 +329,13 @@ def test_with_keep_tasks_the_background_tasks_still_hit_the_backend(ui: OpenWebU
 def test_uninstall_removes_the_functions_and_restores_the_task_settings(ui: OpenWebUI, backend: VLLMEmulator) -> None:
     cli(ui, "uninstall")
     client = admin(ui)
-    mixed = {flag: i % 2 == 0 for i, flag in enumerate(install.TASK_FLAGS)}  # not Open WebUI's defaults
+    mixed = {flag: i % 2 == 0 for i, flag in enumerate(plan.TASK_FLAGS)}  # not Open WebUI's defaults
     client.update_task_config(mixed)
     assert install_cli(ui, backend).returncode == 0
     assert not any(task_flags(ui).values())
     result = cli(ui, "uninstall")
     assert result.returncode == 0, result.stderr
-    assert not set(client.functions()) & {spec.id for spec in install.FUNCTIONS}
+    assert not set(client.functions()) & {spec.id for spec in bundle.FUNCTIONS}
     assert task_flags(ui) == mixed
     assert "nothing to remove" in cli(ui, "uninstall").stdout
 
@@ -345,7 +345,7 @@ def test_status_compares_installed_sources_with_this_checkout(ui: OpenWebUI, bac
     result = cli(ui, "status")
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip().startswith("r1relay_")}
-    assert set(rows) == {spec.id for spec in install.FUNCTIONS}
+    assert set(rows) == {spec.id for spec in bundle.FUNCTIONS}
     assert all(" matches " in row for row in rows.values())
     assert "1 listed" in rows["r1relay_vllm"] and " ok" in rows["r1relay_vllm"]
 
@@ -365,7 +365,7 @@ def test_dry_run_says_what_would_change_and_writes_nothing(ui: OpenWebUI, backen
     result = install_cli(ui, backend, "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "dry run" in result.stdout and "r1relay_vllm: created" in result.stdout
-    assert not set(admin(ui).functions()) & {spec.id for spec in install.FUNCTIONS}
+    assert not set(admin(ui).functions()) & {spec.id for spec in bundle.FUNCTIONS}
     assert task_flags(ui) == before
 
 
@@ -440,7 +440,7 @@ def test_demo_serves_both_backends_and_stops_everything_on_ctrl_c(tmp_path: Path
         assert "Open WebUI is ready: " in printed, printed
         url = printed.split("Open WebUI is ready: ", 1)[1].split()[0]
         password = printed.split("password: ", 1)[1].split()[0]
-        client = install.OpenWebUIClient(url, install.OpenWebUIClient.sign_in(url, "admin@example.com", password))
+        client = openwebui.OpenWebUIClient(url, openwebui.OpenWebUIClient.sign_in(url, "admin@example.com", password))
         models = {m["id"] for m in client.models()}
         assert {"r1relay_vllm.tiny-r1", "r1relay_flask.tiny-r1"} <= models
         assert not any(m.startswith("r1relay_ktransformers.") for m in models)  # no such backend here: left off
@@ -450,7 +450,7 @@ def test_demo_serves_both_backends_and_stops_everything_on_ctrl_c(tmp_path: Path
     finally:
         demo.send_signal(signal.SIGINT)
         assert demo.wait(60) == 0
-    backends = [install.backend_root(u.rstrip(",")) for u in re.findall(r"BASE_URLS=(\S+)", printed)]
+    backends = [status.backend_root(u.rstrip(",")) for u in re.findall(r"BASE_URLS=(\S+)", printed)]
     assert len(backends) == 2
     for server in (url, *backends):  # Open WebUI, transformers serve, the Flask server: all stopped
         assert not _answers(f"{server}/health")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +21,10 @@ from typing import Any
 
 import pytest
 
-import install
 from examples.make_tiny_r1 import TINY_R1_ANSWER, TINY_R1_REASONING
+from installer import bundle, openwebui
 from tests.emulators.vllm import VLLMEmulator
-from tests.support.browser import CHROMIUM, chromium_context, login, screenshot, wait_for_answer
+from tests.support.browser import CHROMIUM, chromium_context, last_answer, login, screenshot, wait_for_answer
 from tests.support.fixtures_models import TransformersServe
 from tests.support.openwebui import OPEN_WEBUI_BIN, OpenWebUI
 from tests.test_install import REPO, run_cli, wait_for
@@ -63,9 +64,9 @@ def test_exported_functions_json_imports_through_the_admin_ui(ui: OpenWebUI, pag
     exported = json.loads((tmp_path / "functions.json").read_text())
     for function in exported:
         page.get_by_text(function["name"], exact=True).first.wait_for(timeout=30_000)
-    imported = install.OpenWebUIClient(ui.url, ui.token).functions()
+    imported = openwebui.OpenWebUIClient(ui.url, ui.token).functions()
     assert {f["id"]: f["content"] for f in exported} == {fid: imported[fid]["content"] for fid in (f["id"] for f in exported)}
-    assert {f["id"] for f in exported} == {spec.id for spec in install.FUNCTIONS}
+    assert {f["id"] for f in exported} == {spec.id for spec in bundle.FUNCTIONS}
 
 
 def test_chat_picked_from_the_model_picker_shows_collapsed_thinking(
@@ -87,6 +88,9 @@ def test_chat_picked_from_the_model_picker_shows_collapsed_thinking(
     assert "Thought for" in text and TINY_R1_ANSWER in text
     assert "<think>" not in text and "</think>" not in text
     assert not page.get_by_text(TINY_R1_REASONING).first.is_visible()  # the thinking is collapsed
+    stats = last_answer(page).get_by_text(re.compile(r"^\d+ tokens · .+ · first token after [\d.]+ s$"))
+    stats.wait_for(timeout=30_000)  # the README: a status line above the Thought block
+    assert stats.bounding_box()["y"] < last_answer(page).get_by_text("Thought for").first.bounding_box()["y"]
     shot = screenshot(page, tmp_path / "screenshot-chat.png")
     if not SCREENSHOT.exists() or os.environ.get("R1RELAY_UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(shot, SCREENSHOT)
@@ -107,7 +111,7 @@ def test_a_message_sent_in_the_browser_reaches_the_backend_once(ui: OpenWebUI, p
         assert "How can I help you today?" in wait_for_answer(page)
         page.wait_for_url("**/c/**", timeout=30_000)
         chat_id = page.url.rstrip("/").rsplit("/", 1)[-1]
-        client = install.OpenWebUIClient(ui.url, ui.token)
+        client = openwebui.OpenWebUIClient(ui.url, ui.token)
         wait_for(lambda: not client.request("GET", f"/api/tasks/chat/{chat_id}")["task_ids"], "the chat task to finish")
         assert len(backend.requests) == 1
     finally:

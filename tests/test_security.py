@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-import install
+from installer import bundle
 from tests.emulators.ktransformers import KTransformersEmulator
 from tests.emulators.prompt_server import PromptServerEmulator
 from tests.emulators.server import ThreadedServer
@@ -126,7 +126,7 @@ def test_exported_files_hold_no_key_even_when_the_environment_has_one(tmp_path: 
     """Valve defaults are read from R1RELAY_* at run time, never baked into the built files."""
     for name in ("VLLM", "KTRANSFORMERS", "FLASK"):
         monkeypatch.setenv(f"R1RELAY_{name}_API_KEY", SECRET)
-    written = install.export(tmp_path)
+    written = bundle.export(tmp_path)
     assert written
     for path in written:
         text = path.read_text()

@@ -32,7 +32,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import install
+from installer import bundle
 from tests.emulators.vllm import DEFAULT_SCRIPT, VLLMEmulator
 from tests.emulators.vllm_variants import VLLMWithCORS
 from tests.support.built import load_function_source
@@ -45,8 +45,8 @@ ANSWER = "Hello! How can I help you today?"
 
 @pytest.fixture(scope="module")
 def think_fix() -> types.ModuleType:
-    spec = next(s for s in install.FUNCTIONS if s.id == "r1relay_think_fix")
-    return load_function_source(spec.id, install.build_function(spec))
+    spec = next(s for s in bundle.FUNCTIONS if s.id == "r1relay_think_fix")
+    return load_function_source(spec.id, bundle.build_function(spec))
 
 
 def make_filter(module: types.ModuleType, **valves: Any) -> Any:
@@ -398,12 +398,12 @@ def real_open_webui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealOp
             "OPENAI_API_CONFIGS": {"0": {"enable": True}},
         }
         httpx.post(f"{url}/openai/config/update", headers=ui.headers, json=connection, timeout=30).raise_for_status()
-        for spec in install.FUNCTIONS:
+        for spec in bundle.FUNCTIONS:
             if spec.type == "filter":
                 form = {
                     "id": spec.id,
                     "name": spec.id,
-                    "content": install.build_function(spec),
+                    "content": bundle.build_function(spec),
                     "meta": {"description": spec.id},
                 }
                 httpx.post(

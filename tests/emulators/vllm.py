@@ -13,6 +13,19 @@ Sources (vllm-project/vllm):
 - reasoning/deepseek_r1_reasoning_parser.py: `<think>`/`</think>` tokens are
   dropped; text before `</think>` is reasoning (all of it if never closed);
   a delta holding `</think>` may carry reasoning and content at once.
+- Tool calls (`--enable-auto-tool-choice --tool-call-parser hermes|deepseek_v3`):
+  tool_parsers/hermes_tool_parser.py and deepseekv3_tool_parser.py
+  `extract_tool_calls_streaming` send a call's first delta as
+  `DeltaToolCall(index, type="function", id=make_tool_call_id(), function={"name": …})`
+  (arguments dumped with exclude_none, so usually absent), then deltas of
+  `{"index", "function": {"arguments": piece}}`; serving_chat.py runs the
+  reasoning parser first (thinking before the call stays `reasoning`) and ends
+  with `finish_reason: "tool_calls"`. Without those flags, protocol.py
+  defaults `tool_choice` to "auto" when `tools` are sent and serving_chat.py
+  refuses with 400 `"auto" tool choice requires --enable-auto-tool-choice and
+  --tool-call-parser to be set`. Non-streamed replies carry `message.tool_calls`.
+- Qwen3's chat template with `chat_template_kwargs: {"enable_thinking": false}`
+  puts an empty think block in the prompt: the model answers without thinking.
 - entrypoints/openai/api_server.py: `--api-key` middleware answers 401
   `{"error":"Unauthorized"}`; `/health` 200 with an empty body; `/version`;
   `/v1/models` entries carry `max_model_len`; `/tokenize` returns `count`.
@@ -46,6 +59,7 @@ Fault = Literal[
 _TOKEN = re.compile(r"</?think>|\s+|[^\s<]+|<")
 
 DEFAULT_SCRIPT = "Okay, the user greets me.\nI should greet back.\n</think>\n\nHello! How can I help you today?"
+TOOLS_REFUSED = '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
 
 
 def vllm_tokens(text: str) -> list[str]:
@@ -62,6 +76,31 @@ def count_prompt_tokens(messages: list[dict]) -> int:
             content = " ".join(part.get("text", "") for part in content if isinstance(part, dict))
         total += len(vllm_tokens(content)) + 4
     return total
+
+
+def tool_results(messages: list[dict]) -> list[str]:
+    """Contents of the `role: "tool"` messages after the last user message (a follow-up request)."""
+    results: list[str] = []
+    for message in messages:
+        if message.get("role") == "user":
+            results = []
+        elif message.get("role") == "tool":
+            results.append(str(message.get("content")))
+    return results
+
+
+def image_urls(messages: list[dict]) -> list[str]:
+    return [
+        (part.get("image_url") or {}).get("url", "")
+        for message in messages
+        if isinstance(message.get("content"), list)
+        for part in message["content"]
+        if isinstance(part, dict) and part.get("type") == "image_url"
+    ]
+
+
+def finish_reason(deltas: list[dict]) -> str:
+    return "tool_calls" if any("tool_calls" in d for d in deltas) else "stop"
 
 
 @dataclass
@@ -87,6 +126,13 @@ class VLLMEmulator(Emulator):
     emit_log: dict[str, list[float]] | None = None  # set to {}: wall-clock send time of each delta, by prompt (benchmarks)
     active: int = 0  # streams being sent right now
     peak_active: int = 0  # the most streams ever sent at once (what MAX_CONCURRENCY must bound)
+    tool_call_parser: str | None = "hermes"  # None: started without --enable-auto-tool-choice (tools get a 400)
+    tool_call: tuple[str, dict] | None = None  # (name, arguments) the model calls when offered a tool of that name
+    tool_reasoning: str = "The user asks for the time. I should call the tool.\n"
+    tool_answer: str = "I have the tool's result.\n</think>\n\nThe tool says: {result}"
+    thinking_switch: bool = False  # the template honours enable_thinking=false (Qwen3), unlike R1's
+    images: list[str] = field(default_factory=list)  # image_url parts received, in order
+
 
     @property
     def base_url(self) -> str:
@@ -120,9 +166,9 @@ class VLLMEmulator(Emulator):
         users = [m.get("content") for m in body.get("messages", []) if m.get("role") == "user"]
         return f"{users[-1]} " if users and isinstance(users[-1], str) else ""
 
-    def _deltas(self, prefix: str = "") -> list[dict]:
+    def _deltas(self, prefix: str = "", script: str | None = None) -> list[dict]:
         """The deltas vLLM would stream for `script`, with or without a reasoning parser."""
-        tokens = vllm_tokens(prefix + self.script)
+        tokens = vllm_tokens(prefix + (self.script if script is None else script))
         if self.reasoning_field == "none":
             return [{"content": t} for t in tokens]
         deltas: list[dict] = []
@@ -189,19 +235,56 @@ class VLLMEmulator(Emulator):
                 "completion). Please reduce the length of the messages or completion.",
                 "BadRequestError",
             )
+        tools = body.get("tools") or []
+        if tools and self.tool_call_parser is None and body.get("tool_choice", "auto") == "auto":
+            return self.error(400, TOOLS_REFUSED, "BadRequestError")
+        self.images += image_urls(body.get("messages", []))
         if self.fault == "html_500":
             html = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
             return web.Response(status=502, text=html, content_type="text/html")
         if self.fault == "status":
             return self.error(self.fault_status, "Simulated failure", "InternalServerError")
-        deltas = self._deltas(self._prompt_prefix(body) if self.prefix_with_prompt else "")
+        deltas = self._reply(body)
         chat_id = f"chatcmpl-{uuid.uuid4().hex}"
         if not body.get("stream"):
             return self._complete(chat_id, model, deltas, prompt_tokens)
         return await self._stream(request, body, chat_id, model, deltas, prompt_tokens)
 
+    def _reply(self, body: dict) -> list[dict]:
+        """What the model "generates" for this request: a tool call, an answer from a tool's result, or the script."""
+        messages = body.get("messages", [])
+        results = tool_results(messages)
+        offered = {(t.get("function") or {}).get("name") for t in body.get("tools") or [] if isinstance(t, dict)}
+        if results:
+            deltas = self._deltas(script=self.tool_answer.format(result=results[-1]))
+        elif self.tool_call and self.tool_call[0] in offered:
+            deltas = self._deltas(script=self.tool_reasoning + "</think>")
+            deltas += self._tool_call_deltas(*self.tool_call)
+        else:
+            deltas = self._deltas(self._prompt_prefix(body) if self.prefix_with_prompt else "")
+        seen = image_urls(messages)
+        if seen:  # a vision model's answer starts from what it was shown
+            deltas = deltas + [{"content": f" I saw {len(seen)} image(s)."}]
+        kwargs = body.get("chat_template_kwargs") or {}
+        if self.thinking_switch and kwargs.get("enable_thinking") is False:
+            deltas = [d for d in deltas if not (d.get("reasoning") or d.get("reasoning_content"))]
+        return deltas
+
+    @staticmethod
+    def _tool_call_deltas(name: str, arguments: dict) -> list[dict]:
+        """A call as vLLM's tool parsers stream it: id, type and name first, then the JSON arguments in pieces."""
+        first = {"index": 0, "id": f"chatcmpl-tool-{uuid.uuid4().hex}", "type": "function", "function": {"name": name}}
+        text = json.dumps(arguments)
+        pieces = [text[at : at + 3] for at in range(0, len(text), 3)]
+        return [{"tool_calls": [first]}] + [{"tool_calls": [{"index": 0, "function": {"arguments": p}}]} for p in pieces]
+
     def _complete(self, chat_id: str, model: str, deltas: list[dict], prompt_tokens: int) -> web.Response:
         message: dict = {"role": "assistant", "content": "".join(d.get("content") or "" for d in deltas)}
+        calls = [c for d in deltas for c in d.get("tool_calls", [])]
+        if calls:
+            head = calls[0]
+            arguments = "".join(c["function"].get("arguments", "") for c in calls)
+            message["tool_calls"] = [{"id": head["id"], "type": "function", "function": {"name": head["function"]["name"], "arguments": arguments}}]
         reasoning = "".join(d.get("reasoning") or d.get("reasoning_content") or "" for d in deltas)
         if self.reasoning_field != "none":
             message["reasoning" if self.reasoning_field == "reasoning" else "reasoning_content"] = reasoning or None
@@ -212,7 +295,7 @@ class VLLMEmulator(Emulator):
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": model,
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+                "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop", "logprobs": None}],
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(deltas), "total_tokens": prompt_tokens + len(deltas)},
             }
         )
@@ -262,7 +345,7 @@ class VLLMEmulator(Emulator):
                 if self.keep_alive and i % 5 == 0:
                     await write(b": keep-alive\n\n")
                 last = i == len(deltas) - 1
-                await write(frame(delta, "stop" if last else None))
+                await write(frame(delta, finish_reason(deltas) if last else None))
                 if emits is not None:
                     emits.append(time.time())
             if (body.get("stream_options") or {}).get("include_usage"):

@@ -103,3 +103,17 @@ def screenshot(page: Any, path: Path | str) -> Path:
         page.locator("#chat-input").blur()
     page.screenshot(path=str(target))
     return target
+
+
+def switch_on_filter(page: Any, name: str) -> None:
+    """Turn on a toggle filter for the next message: the composer's Integrations menu lists each `toggle = True`
+    filter of the selected model as a switch (`MessageInput/IntegrationsMenu.svelte`, role menuitemcheckbox)."""
+    page.click('button[aria-label="Integrations"]')
+    item = page.get_by_role("menuitemcheckbox", name=name)
+    item.click()
+    page.wait_for_function(
+        """(name) => [...document.querySelectorAll('[role=menuitemcheckbox]')]
+            .some((el) => el.textContent.trim() === name && el.getAttribute('aria-checked') === 'true')""",
+        arg=name,
+    )
+    page.keyboard.press("Escape")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import install
+from installer import bundle
 from tests.emulators.vllm import VLLMEmulator
 
 
@@ -15,7 +15,7 @@ from tests.emulators.vllm import VLLMEmulator
 def built_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`python install.py export DIR` output, built once per session."""
     out = tmp_path_factory.mktemp("built")
-    install.export(out)
+    bundle.export(out)
     return out
 
 

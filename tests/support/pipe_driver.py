@@ -12,6 +12,7 @@ class PipeRun:
     chunks: list[dict] = field(default_factory=list)
     statuses: list[dict] = field(default_factory=list)
     text: str | None = None  # the non-streamed answer
+    completion: dict | None = None  # a non-streamed reply returned as a completion dict (tool calls)
 
     @property
     def reasoning(self) -> str:
@@ -20,6 +21,15 @@ class PipeRun:
     @property
     def content(self) -> str:
         return "".join(c["choices"][0]["delta"].get("content") or "" for c in self.chunks if c.get("choices"))
+
+    @property
+    def tool_call_pieces(self) -> list[dict]:
+        """Every streamed `delta.tool_calls` entry, in order."""
+        return [t for c in self.chunks if c.get("choices") for t in c["choices"][0]["delta"].get("tool_calls", [])]
+
+    @property
+    def finish_reasons(self) -> list[str]:
+        return [c["choices"][0]["finish_reason"] for c in self.chunks if c.get("choices") and c["choices"][0].get("finish_reason")]
 
     @property
     def errors(self) -> list[str]:
@@ -32,7 +42,7 @@ class PipeRun:
 
     def everything(self) -> str:
         """All text a user could see, for checks that a secret never appears."""
-        return repr(self.chunks) + repr(self.statuses) + (self.text or "")
+        return repr(self.chunks) + repr(self.statuses) + (self.text or "") + repr(self.completion or "")
 
 
 def make_pipe(module: types.ModuleType, **valves: Any) -> Any:
@@ -60,6 +70,9 @@ async def run_pipe(
     result = await pipe.pipe(body=body, __user__=user, __event_emitter__=emit, __task__=task)
     if isinstance(result, str):
         run.text = result
+        return run
+    if isinstance(result, dict):
+        run.completion = result
         return run
     async for chunk in result:
         run.chunks.append(chunk)
