@@ -7,7 +7,7 @@ STAMP := $(VENV)/.r1relay-installed
 # pip on this kind of machine prints one warning per package for local mirrors it skips.
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: test demo export lint bench system-packages env compat compat-venvs
+.PHONY: test demo export lint bench bench-packages system-packages env compat compat-venvs
 test: env
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -20,8 +20,12 @@ export: env
 lint: env
 	$(PY) -m ruff check .
 
-bench: env
+bench: env bench-packages
 	$(PY) bench/run.py
+
+# The production-shaped bench rows run Open WebUI on PostgreSQL (a scratch cluster the bench starts and removes).
+bench-packages:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
 
 env: $(STAMP) system-packages
 

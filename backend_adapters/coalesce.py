@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
+from backend_adapters.batch_window import LiveStreams, Pace, batch_window
 from backend_adapters.events import Content, Error, Event, Reasoning, ToolCall
 
 READ_AHEAD = 512  # events held at most while the consumer is busy; bounds memory per stream
@@ -32,6 +33,12 @@ def _continues_call(previous: Event, event: Event) -> bool:
     )
 
 
+def _joins(previous: object, event: object) -> bool:
+    """Does `event` continue `previous`'s run: more thinking, more answer, or more of the same call's arguments?"""
+    same_text = isinstance(event, (Reasoning, Content)) and type(event) is type(previous)
+    return same_text or _continues_call(previous, event)  # type: ignore[arg-type]
+
+
 def _merge(batch: list[Event]) -> list[tuple[Event, int]]:
     """Adjacent thinking (or answer, or one call's argument) pieces become one, with how many pieces each stands for."""
     merged: list[tuple[Event, int]] = []
@@ -47,8 +54,10 @@ def _merge(batch: list[Event]) -> list[tuple[Event, int]]:
     return merged
 
 
-async def coalesced(events: AsyncIterator[Event], read_ahead: int = READ_AHEAD) -> AsyncIterator[tuple[Event, int]]:
-    """`events`, merged while the consumer is busy, each with the number of pieces it holds."""
+async def coalesced(
+    events: AsyncIterator[Event], read_ahead: int = READ_AHEAD, max_window: float = 0.0
+) -> AsyncIterator[tuple[Event, int]]:
+    """`events`, merged while the consumer is busy (and, under load, for up to `max_window` s), with piece counts."""
     queue: asyncio.Queue[object] = asyncio.Queue(read_ahead)
 
     async def pull() -> None:
@@ -60,18 +69,63 @@ async def coalesced(events: AsyncIterator[Event], read_ahead: int = READ_AHEAD) 
                 await queue.put(Error(f"Unexpected error while reading the backend ({type(exc).__name__})."))
         await queue.put(_END)
 
+    async def fill(batch: list[object], window: float) -> object:
+        """Add what already waits, and while the window is open what comes, as long as it continues the run.
+
+        Returns the event that broke the run (it starts the next batch), or None."""
+        nonlocal getter
+        deadline = loop.time() + window
+        while True:
+            while not queue.empty():
+                event = queue.get_nowait()
+                if event is not _END and not _joins(batch[-1], event):
+                    return event  # a boundary or another kind of event: send this batch now
+                batch.append(event)
+                if event is _END:
+                    return None
+                pace.saw(loop.time())
+            now = loop.time()
+            if now >= deadline or pace.next_misses(now, deadline) or not isinstance(batch[-1], (Reasoning, Content, ToolCall)):
+                return None
+            getter = getter or asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter}, timeout=deadline - now)
+            if not getter.done():
+                return None  # the window closed first; the pending get carries over to the next batch
+            event, getter = getter.result(), None
+            if event is not _END and not _joins(batch[-1], event):
+                return event
+            batch.append(event)
+            if event is _END:
+                return None
+            pace.saw(loop.time())
+
+    loop = asyncio.get_running_loop()
+    pace = Pace()
+    getter: asyncio.Future | None = None
     reader = asyncio.create_task(pull())
+    LiveStreams.enter()
+    carry: object = None
     try:
         while True:
-            batch = [await queue.get()]
-            while not queue.empty():
-                batch.append(queue.get_nowait())
+            if carry is not None:
+                first, carry = carry, None
+            elif getter is not None:
+                first, getter = await getter, None
+            else:
+                first = await queue.get()
+            batch = [first]
+            if first is not _END:
+                pace.saw(loop.time())
+                carry = await fill(batch, batch_window(max_window, LiveStreams.count))
             ended = batch[-1] is _END
             for event, count in _merge([e for e in batch if e is not _END]):  # type: ignore[misc]
                 yield event, count
             if ended:
                 return
     finally:
+        LiveStreams.leave()
+        if getter is not None:
+            getter.cancel()
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader

@@ -55,10 +55,11 @@ class Finish:
 
 @dataclass(frozen=True, slots=True)
 class Status:
-    """Progress the user should see while waiting (connecting, queued, …)."""
+    """Something the user should see: a notice, or progress while waiting (connecting, queued, …)."""
 
     description: str
     done: bool = False
+    progress: bool = False  # only worth showing if the wait lasts (status_line.py); notices show at once
 
 
 @dataclass(frozen=True, slots=True)

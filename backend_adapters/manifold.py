@@ -100,4 +100,5 @@ class ManifoldPipe:
             events = _one_error(config_error(exc))
         if __task__ or not body.get("stream"):
             return await collect_answer(events, model=body.get("model", ""))
-        return render_stream(events, model=body.get("model", ""), emit=__event_emitter__, show_stats=show_stats)
+        return render_stream(events, model=body.get("model", ""), emit=__event_emitter__, show_stats=show_stats,
+                             batch_window=self.valves.BATCH_WINDOW_MS / 1000)

@@ -4,23 +4,23 @@ Thinking goes out as `delta.reasoning_content` the moment it arrives (Open
 WebUI times the "Thought for …" block from the first reasoning delta to the
 first content delta, so buffering would show "0 seconds"); the answer as
 `delta.content`; faults as an `error` chunk, which Open WebUI shows as an
-error under whatever already streamed; progress as status events.
+error under whatever already streamed; progress as status events, as few as
+status_line.py allows (on a saved chat every status is a database write). No
+"Thinking…"/"Answering…" statuses: the Thought block already shows both.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any
 
 from backend_adapters.coalesce import coalesced
 from backend_adapters.events import Content, Error, Event, Finish, Reasoning, Status, ToolCall, Usage
+from backend_adapters.status_line import Emitter, StatusLine
 from backend_adapters.tool_call_reply import completion_with_tool_calls
-
-Emitter = Callable[[dict], Awaitable[Any]]
 
 
 class _LeadingWhitespace:
@@ -90,47 +90,36 @@ def _chunk(chunk_id: str, model: str, delta: dict, finish_reason: str | None = N
     }
 
 
-async def _status(emit: Emitter | None, description: str, done: bool = False, hidden: bool = False) -> None:
-    if emit is not None:
-        await emit({"type": "status", "data": {"description": description, "done": done, "hidden": hidden}})
-
-
 async def render_stream(
     events: AsyncIterator[Event],
     *,
     model: str,
     emit: Emitter | None = None,
     show_stats: bool = True,
+    batch_window: float = 0.0,
 ) -> AsyncIterator[dict]:
-    """Yield OpenAI chunk dicts for Open WebUI; send statuses through `emit`."""
+    """Yield OpenAI chunk dicts for Open WebUI; send statuses through `emit`; `batch_window`: coalesce.py."""
     chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
     stats = StreamStats()
     trim_reasoning, trim_content = _LeadingWhitespace(), _LeadingWhitespace()
-    thinking = answering = False
+    line = StatusLine(emit)
     usage: dict | None = None
     failed: str | None = None
     finish_reason: str | None = None
 
-    async with aclosing(coalesced(events)) as merged:
+    async with aclosing(coalesced(events, max_window=batch_window)) as merged:
         async for event, pieces in merged:
             if isinstance(event, Reasoning):
                 text = trim_reasoning(event.text)
                 if not text:
                     continue
                 stats.saw_tokens(pieces)
-                if not thinking:
-                    thinking = True
-                    await _status(emit, "Thinking…")
                 yield _chunk(chunk_id, model, {"reasoning_content": text})
             elif isinstance(event, Content):
                 text = trim_content(event.text)
                 if not text:
                     continue
                 stats.saw_tokens(pieces)
-                if not answering:
-                    answering = True
-                    if thinking:
-                        await _status(emit, "Answering…")
                 yield _chunk(chunk_id, model, {"content": text})
             elif isinstance(event, ToolCall):
                 yield _chunk(chunk_id, model, {"tool_calls": [tool_call_delta(event)]})
@@ -144,13 +133,16 @@ async def render_stream(
             elif isinstance(event, Finish):
                 finish_reason = event.reason
             elif isinstance(event, Status):
-                await _status(emit, event.description, event.done)
+                if event.progress:
+                    await line.progress(event.description)
+                else:
+                    await line.show(event.description, event.done)
             elif isinstance(event, Error):
                 failed = event.message
                 break
 
     if failed is not None:
-        await _status(emit, failed, done=True)
+        await line.show(failed, done=True)
         yield {"error": failed}
         return
     if usage is not None:
@@ -158,9 +150,9 @@ async def render_stream(
     elif finish_reason is not None:
         yield _chunk(chunk_id, model, {}, finish_reason)
     if show_stats:
-        await _status(emit, stats.summary(), done=True)
+        await line.show(stats.summary(), done=True)
     else:
-        await _status(emit, "", done=True, hidden=True)
+        await line.show("", done=True, hidden=True)
 
 
 async def collect_answer(events: AsyncIterable[Event], model: str = "") -> str | dict:

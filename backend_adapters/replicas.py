@@ -18,15 +18,14 @@ from backend_adapters.backend_config import BackendConfig
 from backend_adapters.errors import ErrorContext, describe, redact, safe_url
 from backend_adapters.events import Error, Event, Status
 from backend_adapters.http_backend import http_status_error
+from backend_adapters.model_list_cache import cached_model_list
 
 DOWN_FOR = 30.0
-MODELS_TTL = 60.0
 
 # Caches, not request state: the down-list keeps a dead replica from costing
 # every request a connect timeout, the rotation spreads load.
 _down_until: dict[str, float] = {}
 _next_start: dict[tuple[str, ...], int] = {}
-_model_lists: dict[tuple, tuple[float, list[str]]] = {}
 
 
 def openai_base_url(url: str) -> str:
@@ -55,27 +54,25 @@ def mark_up(url: str) -> None:
 async def models_of_replicas(
     config: BackendConfig, kind: str, fetch: Callable[[str], Awaitable[list[str]]]
 ) -> list[str]:
-    """Model ids any replica serves, cached briefly (Open WebUI asks on every model-list view);
-    the last good list survives an outage."""
-    key = (kind, config.base_urls, config.api_key)
-    cached = _model_lists.get(key)
-    if cached and time.monotonic() - cached[0] < MODELS_TTL:
-        return cached[1]
-    ids: list[str] = []
-    failure: Exception | None = None
-    for url in config.base_urls:
-        try:
-            for model_id in await fetch(url):
-                if model_id not in ids:
-                    ids.append(model_id)
-        except Exception as exc:  # one dead replica must not hide the others' models
-            failure = exc
-    if not ids and failure is not None:
-        if cached:
-            return cached[1]
-        raise failure
-    _model_lists[key] = (time.monotonic(), ids)
-    return ids
+    """Model ids any replica serves; served from cache at once and refreshed behind
+    (Open WebUI asks on every model-list view), so a hung backend never holds the list."""
+
+    async def load() -> list[str]:
+        ids: list[str] = []
+        failure: Exception | None = None
+        for url in config.base_urls:
+            try:
+                for model_id in await fetch(url):
+                    if model_id not in ids:
+                        ids.append(model_id)
+            except Exception as exc:  # one dead replica must not hide the others' models
+                failure = exc
+        if not ids and failure is not None:
+            raise failure  # the last good list, if any, stays cached
+        return ids
+
+    where = ", ".join(safe_url(url) for url in config.base_urls) or "the backend"
+    return await cached_model_list((kind, config.base_urls, config.api_key), load, where)
 
 
 def never_reached_server(exc: Exception) -> bool:
@@ -106,7 +103,7 @@ async def stream_from_replicas(
     last_failure: Exception | None = None
     for url in urls_in_turn(config.base_urls):
         ctx = ErrorContext(url=url, model=model, read_timeout=config.read_timeout, secrets=config.secrets)
-        yield Status(waiting.format(host=safe_url(url)))
+        yield Status(waiting.format(host=safe_url(url)), progress=True)
         try:
             response = await send(url)
         except Exception as exc:

@@ -133,7 +133,7 @@ async def in_turn(queue: SlotQueue | RedisSlotQueue, events: AsyncIterator[Event
     turn: Turn = queue.turn()
     async with aclosing(turn.wait()) as waits:
         async for ahead in waits:
-            yield Status(f"Queued: {ahead} ahead of you")
+            yield Status(f"Queued: {ahead} ahead of you", progress=True)
     try:
         async for event in events:
             yield event

@@ -42,6 +42,13 @@ class BackendValves(BaseModel):
     VERIFY_TLS: bool = Field(default=True, description="Check the backend's TLS certificate (turn off only for self-signed test setups).")
     ALLOW_USER_BASE_URLS: bool = Field(default=False, description="Let users point the pipe at their own backend URL in their settings.")
     SHOW_STATS: bool = Field(default=True, description="Show tokens, tokens/s and time to first token in a status line above each answer.")
+    BATCH_WINDOW_MS: int = Field(
+        default=80,
+        ge=0,
+        le=250,
+        description="While many chats stream, a token may wait up to this many ms to go out with the next ones "
+        "(fewer, larger chunks: less Open WebUI CPU per token). One chat alone never waits; 0 = never.",
+    )
 
 
 class UserBackendValves(BaseModel):

@@ -4,7 +4,9 @@ A process of its own keeps the emulator's CPU and GIL apart from the client that
 measures. Protocol on stdin/stdout, one JSON object per line: it prints
 `{"url": …}` once started; each line read is `{"set": {field: value}}` and/or
 `{"drop": true}` (close every open connection, which unblocks a blocking pipe
-stuck reading from us), answered with the request counters. EOF stops it.
+stuck reading from us), answered with the request counters, and with the send
+time of every delta by prompt when it asks `{"emits": true}` (which also starts
+a fresh log and a fresh peak of concurrent streams). EOF stops it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from tests.emulators.vllm import VLLMEmulator  # noqa: E402
 
 
 def counters(emulator: VLLMEmulator) -> dict[str, int]:
-    return {"requests": len(emulator.requests), "finished": emulator.finished, "disconnects": len(emulator.disconnects)}
+    return {"requests": len(emulator.requests), "finished": emulator.finished, "disconnects": len(emulator.disconnects),
+            "peak_active": emulator.peak_active}
 
 
 def drop_connections(emulator: VLLMEmulator) -> None:
@@ -45,7 +48,10 @@ def main() -> None:
                 setattr(emulator, name, value)
             if command.get("drop"):
                 drop_connections(emulator)
-            print(json.dumps(counters(emulator)), flush=True)
+            answer: dict = dict(counters(emulator))
+            if command.get("emits"):
+                answer["emits"], emulator.emit_log, emulator.peak_active = emulator.emit_log or {}, {}, emulator.active
+            print(json.dumps(answer), flush=True)
     finally:
         emulator.stop()
 

@@ -6,9 +6,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-WIDTH, HEIGHT = 980, 380
+WIDTH, HEIGHT = 980, 760
 COLORS = {"(a)": "#7f8c8d", "(b)": "#2980b9", "(c)": "#27ae60", "(d)": "#8e44ad"}
 ASYNC, BLOCKING = "#27ae60", "#c0392b"
+BUILTIN = "#2980b9"
 
 
 def _text(x: float, y: float, text: str, size: int = 12, anchor: str = "middle", weight: str = "normal") -> str:
@@ -22,6 +23,8 @@ def _bar(x: float, y: float, w: float, h: float, color: str) -> str:
 
 def _throughput_panel(relay: list[Any], x0: float, y0: float, w: float, h: float) -> list[str]:
     rows = [r for r in relay if r.mode == "max"]
+    if not rows:
+        return []
     top = max(r.tokens_per_s for r in rows) * 1.15 or 1.0
     out = [_text(x0 + w / 2, y0 - 12, "One stream, emulator at full speed: tokens/s", 14, weight="bold")]
     out.append(f'<line x1="{x0}" y1="{y0 + h}" x2="{x0 + w}" y2="{y0 + h}" stroke="#333"/>')
@@ -40,6 +43,8 @@ def _throughput_panel(relay: list[Any], x0: float, y0: float, w: float, h: float
 
 def _health_panel(load: list[Any], x0: float, y0: float, w: float, h: float) -> list[str]:
     levels = sorted({r.streams for r in load})
+    if not levels:
+        return []
     by = {(r.pipe.split()[0], r.streams): r for r in load}
     top = max([r.health_p99_ms for r in load] + [60.0]) * 1.15
     out = [_text(x0 + w / 2, y0 - 12, "Open WebUI /health p99 (ms) while N streams run at 20 tok/s", 14, weight="bold")]
@@ -65,6 +70,39 @@ def _health_panel(load: list[Any], x0: float, y0: float, w: float, h: float) -> 
     return out
 
 
+def _ui_panel(ui: list[Any], x0: float, y0: float, w: float, h: float) -> list[str]:
+    """Per setup and number of chats: Open WebUI CPU per 1,000 tokens, built-in connection vs pipe, with the delay."""
+    groups = list(dict.fromkeys((r.setup, r.chats) for r in ui))
+    if not groups:
+        return []
+    by = {(r.setup, r.chats, r.path): r for r in ui}
+    top = max(r.cpu_per_1k for r in ui) * 1.25 or 1.0
+    out = [_text(x0 + w / 2, y0 - 12, "UI path (saved chats, socket.io), 30 tok/s per chat: Open WebUI CPU s per 1,000 "
+                 "tokens (lower is better); p99 added delay and saved byte-exact above each bar", 13, weight="bold")]
+    out.append(f'<line x1="{x0}" y1="{y0 + h}" x2="{x0 + w}" y2="{y0 + h}" stroke="#333"/>')
+    step = w / len(groups)
+    for i, (setup, chats) in enumerate(groups):
+        for j, (path, color) in enumerate((("built-in connection", BUILTIN), ("r1relay pipe", ASYNC))):
+            r = by.get((setup, chats, path))
+            if r is None:
+                continue
+            bh = r.cpu_per_1k / top * h
+            x = x0 + i * step + step * (0.12 + 0.38 * j)
+            out.append(_bar(x, y0 + h - bh, step * 0.34, bh, color))
+            out.append(_text(x + step * 0.17, y0 + h - bh - 28, f"{r.cpu_per_1k:.2f} s", 10, weight="bold"))
+            out.append(_text(x + step * 0.17, y0 + h - bh - 16, f"{r.delay_p99_ms:.0f} ms", 10))
+            out.append(_text(x + step * 0.17, y0 + h - bh - 4, f"{r.exact}/{r.chats}", 10))
+        short = "SQLite" if setup.startswith("SQLite") else "PG+Redis ×2"
+        out.append(_text(x0 + i * step + step / 2, y0 + h + 16, f"{chats} chats", 11))
+        out.append(_text(x0 + i * step + step / 2, y0 + h + 30, short, 10))
+    out.append(_bar(x0 + 10, y0 + h + 44, 12, 12, BUILTIN))
+    out.append(_text(x0 + 28, y0 + h + 54, "Open WebUI's own OpenAI connection", 11, anchor="start"))
+    out.append(_bar(x0 + 260, y0 + h + 44, 12, 12, ASYNC))
+    out.append(_text(x0 + 278, y0 + h + 54, "r1relay pipe (goal: ≤ 0.5× the connection's CPU, p99 delay ≤ 100 ms)", 11,
+                     anchor="start"))
+    return out
+
+
 def _wrap(text: str, width: int) -> list[str]:
     lines: list[str] = []
     for word in text.split():
@@ -75,11 +113,12 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines
 
 
-def write_svg(path: Path, relay: list[Any], load: list[Any]) -> None:
+def write_svg(path: Path, relay: list[Any], load: list[Any], ui: list[Any] | None = None) -> None:
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}">',
              f'<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>']
     parts += _throughput_panel(relay, 40, 50, 400, 240)
     parts += _health_panel(load, 530, 50, 420, 240)
+    parts += _ui_panel(ui or [], 40, 440, 900, 220)
     parts.append("</svg>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(parts) + "\n")

@@ -34,7 +34,8 @@ async def test_thinking_and_answer_come_out_separated(vllm, vllm_emulator: VLLME
     assert not run.errors
     assert run.usage and run.usage["completion_tokens"] > 0
     assert run.statuses[-1]["done"] is True and "tokens/s" in run.statuses[-1]["description"]
-    assert any(s["description"] == "Thinking…" for s in run.statuses)
+    descriptions = [s["description"] for s in run.statuses]
+    assert len(descriptions) == len(set(descriptions))  # each status once: on a saved chat every one is a DB write
 
 
 async def test_tagged_output_of_a_model_that_opens_its_own_think_tag(vllm, vllm_emulator: VLLMEmulator) -> None:
@@ -201,7 +202,8 @@ async def test_stop_closes_the_backend_request(vllm, vllm_emulator: VLLMEmulator
     assert vllm_emulator.finished == 0
 
 
-async def test_max_concurrency_queues_and_reports_places(vllm, vllm_emulator: VLLMEmulator) -> None:
+async def test_max_concurrency_queues_and_reports_places(vllm, vllm_emulator: VLLMEmulator, monkeypatch) -> None:
+    monkeypatch.setattr(vllm, "STATUS_GRACE", 0.0)  # these waits are short; a real queue's are seconds
     vllm_emulator.token_delay = 0.01
     pipe = make_pipe(vllm, BASE_URLS=vllm_emulator.base_url, MAX_CONCURRENCY=1)
     runs = await asyncio.gather(*(run_pipe(pipe, vllm, chat_body(MODEL)) for _ in range(3)))

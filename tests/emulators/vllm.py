@@ -123,6 +123,9 @@ class VLLMEmulator(Emulator):
     disconnects: list[float] = field(default_factory=list)
     refused_auth: list[str | None] = field(default_factory=list)  # Authorization headers of refused requests
     finished: int = 0
+    emit_log: dict[str, list[float]] | None = None  # set to {}: wall-clock send time of each delta, by prompt (benchmarks)
+    active: int = 0  # streams being sent right now
+    peak_active: int = 0  # the most streams ever sent at once (what MAX_CONCURRENCY must bound)
     tool_call_parser: str | None = "hermes"  # None: started without --enable-auto-tool-choice (tools get a 400)
     tool_call: tuple[str, dict] | None = None  # (name, arguments) the model calls when offered a tool of that name
     tool_reasoning: str = "The user asks for the time. I should call the tool.\n"
@@ -313,6 +316,9 @@ class VLLMEmulator(Emulator):
         half = len(deltas) // 2
         loop = asyncio.get_running_loop()
         started = loop.time()
+        emits = None if self.emit_log is None else self.emit_log.setdefault(self._prompt_prefix(body).strip(), [])
+        self.active += 1
+        self.peak_active = max(self.peak_active, self.active)
 
         async def write(data: bytes) -> None:
             if self.write_size <= 0:
@@ -340,6 +346,8 @@ class VLLMEmulator(Emulator):
                     await write(b": keep-alive\n\n")
                 last = i == len(deltas) - 1
                 await write(frame(delta, finish_reason(deltas) if last else None))
+                if emits is not None:
+                    emits.append(time.time())
             if (body.get("stream_options") or {}).get("include_usage"):
                 usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + len(deltas), "completion_tokens": len(deltas)}
                 await response.write(frame(None, usage=usage))
@@ -348,6 +356,8 @@ class VLLMEmulator(Emulator):
         except (ConnectionResetError, asyncio.CancelledError):
             self.disconnects.append(time.monotonic())
             raise
+        finally:
+            self.active -= 1
         return response
 
     async def _fault_mid_stream(self, request: web.Request, response: web.StreamResponse, frame, delta: dict) -> bool:  # type: ignore[no-untyped-def]

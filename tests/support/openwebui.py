@@ -229,7 +229,9 @@ class OpenWebUI:
     def set_valves(self, id: str, valves: Mapping[str, Any]) -> dict[str, Any]:
         """Merge `valves` into the stored ones (the endpoint stores exactly what it is sent)."""
         current = self.json("GET", f"/api/v1/functions/id/{id}/valves") or {}
-        return dict(self.json("POST", f"/api/v1/functions/id/{id}/valves/update", json={**current, **valves}))
+        saved = dict(self.json("POST", f"/api/v1/functions/id/{id}/valves/update", json={**current, **valves}))
+        self.models()  # chats look models up in the list fetched last, which a browser page load refreshes
+        return saved
 
     def set_user_valves(self, id: str, valves: Mapping[str, Any], token: str) -> dict[str, Any]:
         current = self.json("GET", f"/api/v1/functions/id/{id}/valves/user", token=token) or {}

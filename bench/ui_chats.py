@@ -1,0 +1,186 @@
+"""The UI path at real rates: N browser-shaped chats × 30 tokens/s, built-in connection versus the r1relay pipe.
+
+Chats are driven the way the browser drives them (bench/ui_client.py: saved chat,
+socket.io session, events), one user per chat, started 30 ms apart, against the
+vLLM emulator in its own process, which logs when it sent every token. A row:
+Open WebUI CPU per 1,000 tokens (process CPU time of every replica, with
+children), /health p50/p99 probed from another process per replica, chats saved
+byte-exact out of those finished, and the delay each token gained between the
+backend sending it and the socket event that carried it reaching the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.common import REPO, EmulatorProcess, HealthProbe, cpu_seconds, percentile, r1_script
+from tests.emulators.vllm import vllm_tokens
+from tests.support.openwebui import OpenWebUI
+
+UI_RATE = 30.0  # tokens/s per chat, a fast human-facing model
+START_EVERY = 0.03  # seconds between chat starts
+CHATS_PER_CLIENT = 48  # chats per client process, so the clients keep up with what they measure
+
+
+@dataclass
+class UIRow:
+    path: str
+    setup: str
+    chats: int
+    exact: int
+    finished: int
+    errors: int
+    tokens: int
+    seconds: float
+    cpu_per_1k: float  # Open WebUI CPU seconds per 1,000 tokens, all replicas
+    health_p50_ms: float
+    health_p99_ms: float  # the worst replica's
+    health_p99_by_replica: list[float] = field(default_factory=list)
+    delay_p50_ms: float = math.nan
+    delay_p99_ms: float = math.nan
+    peak_backend_streams: int = 0
+    events_per_chat: float = 0.0  # socket.io events a chat's client received (token-carrying and others)
+    first_error: str = ""
+    load: str = ""  # `uptime` when the row ran
+
+
+def expected_deltas(prompt: str, script: str) -> list[tuple[str, int]]:
+    """(kind, end offset within that kind's text) of every delta the emulator sends for `prompt`, in order."""
+    out, lengths, kind = [], {"reasoning": 0, "content": 0}, "reasoning"
+    for token in vllm_tokens(f"{prompt} {script}"):
+        if token in ("<think>", "</think>"):
+            kind = "content" if token == "</think>" else kind
+            continue
+        lengths[kind] += len(token)
+        out.append((kind, lengths[kind]))
+    return out
+
+
+def expected_texts(prompt: str, script: str) -> tuple[str, str]:
+    """What a saved chat must hold: the thinking as sent, the answer as Open WebUI stores it (stripped)."""
+    reasoning, _, answer = f"{prompt} {script}".partition("</think>")
+    return reasoning.lstrip(), answer.strip()
+
+
+def token_delays(result: dict[str, Any], script: str, emits: list[float]) -> list[float]:
+    """Seconds from the backend sending each token to the arrival of the event that carried it."""
+    deltas = expected_deltas(result["prompt"], script)
+    delays: list[float] = []
+    full = {"reasoning": 0, "content": 0}
+    for kind, end in deltas:
+        full[kind] = end
+    for (kind, end), sent in zip(deltas, emits, strict=False):
+        arrivals = result["arrivals"][kind]
+        if not arrivals:
+            continue
+        dropped = max(0, full[kind] - arrivals[-1][0])  # leading (and final) whitespace a path leaves out
+        wanted = min(end - dropped, arrivals[-1][0])
+        if wanted <= 0:
+            continue
+        arrived = next(at for length, at in arrivals if length >= wanted)
+        delays.append(arrived - sent)
+    return delays
+
+
+def start_clients(specs: list[dict[str, Any]]) -> list[subprocess.Popen[str]]:
+    clients = []
+    for at in range(0, len(specs), CHATS_PER_CLIENT):
+        process = subprocess.Popen([sys.executable, str(REPO / "bench" / "ui_client.py")], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, text=True, cwd=REPO)
+        assert process.stdin is not None
+        process.stdin.write(json.dumps({"chats": specs[at : at + CHATS_PER_CLIENT]}) + "\n")
+        process.stdin.flush()
+        clients.append(process)
+    for process in clients:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        if line != "ready":
+            raise RuntimeError(f"a chat client did not get ready: {line!r}")
+    return clients
+
+
+async def ui_run(
+    replicas: list[OpenWebUI], tokens: list[str], emulator: EmulatorProcess, path: str, model: str, chats: int,
+    words: int, setup: str,
+) -> UIRow:
+    """`chats` chats spread over `replicas`, chat k by user k (`tokens[k]`)."""
+    script = r1_script(words)
+    emulator.set(script=script, token_rate=UI_RATE)
+    emulator.emits()  # a fresh send-time log and concurrency peak
+    run_id = f"{time.monotonic_ns() % 10**8:08d}"
+    specs = [
+        {"base_url": replicas[k % len(replicas)].url, "token": tokens[k], "model": model,
+         "prompt": f"u{run_id}k{k:04d}", "offset": k * START_EVERY}
+        for k in range(chats)
+    ]
+    clients = await asyncio.to_thread(start_clients, specs)
+    probes = [HealthProbe(r.url) for r in replicas]
+    await asyncio.sleep(0.5)  # a few idle probes first
+    pids = [r._process.pid for r in replicas if r._process]
+    cpu_before, started = sum(cpu_seconds(pid) for pid in pids), time.perf_counter()
+    go = json.dumps({"go": time.time() + 0.2}) + "\n"
+    for process in clients:
+        assert process.stdin is not None
+        process.stdin.write(go)
+        process.stdin.flush()
+    outputs = await asyncio.gather(*(asyncio.to_thread(process.communicate, None, 600) for process in clients))
+    seconds = time.perf_counter() - started
+    cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+    healths = [probe.finish() for probe in probes]
+    emits = emulator.emits()
+    results = []
+    for at, (out, _) in enumerate(outputs):
+        lines = out.strip().splitlines()
+        if lines and lines[-1].startswith("{"):
+            results += json.loads(lines[-1])["chats"]
+        else:  # the client process died: its chats count as unfinished, with why
+            failed = specs[at * CHATS_PER_CLIENT : (at + 1) * CHATS_PER_CLIENT]
+            results += [{"prompt": s["prompt"], "base_url": s["base_url"], "finished": False, "saved": None,
+                         "arrivals": {"reasoning": [], "content": []}, "errors": ["the chat client process failed"],
+                         "events": 0} for s in failed]
+    exact = finished = errors = 0
+    delays: list[float] = []
+    first_error = ""
+    for result in results:
+        errors += bool(result["errors"])
+        first_error = first_error or (result["errors"][0] if result["errors"] else "")
+        finished += bool(result["finished"])
+        if result["saved"] and tuple(result["saved"]) == expected_texts(result["prompt"], script):
+            exact += 1
+        delays += token_delays(result, script, emits.get(result["prompt"], []))
+    all_latencies = [ms for h in healths for ms in h["latencies_ms"]]
+    sent_tokens = sum(len(v) for v in emits.values())
+    return UIRow(
+        path=path, setup=setup, chats=chats, exact=exact, finished=finished, errors=errors, tokens=sent_tokens,
+        seconds=seconds, cpu_per_1k=cpu / max(sent_tokens, 1) * 1000,
+        health_p50_ms=percentile(all_latencies, 50),
+        health_p99_ms=max(percentile(h["latencies_ms"], 99) for h in healths),
+        health_p99_by_replica=[percentile(h["latencies_ms"], 99) for h in healths],
+        delay_p50_ms=percentile(delays, 50) * 1000, delay_p99_ms=percentile(delays, 99) * 1000,
+        peak_backend_streams=emulator.peak_active, first_error=first_error,
+        events_per_chat=sum(r["events"] for r in results) / max(len(results), 1),
+        load=" / ".join(f"{x:.2f}" for x in os.getloadavg()),
+    )
+
+
+def print_ui_row(row: UIRow) -> None:
+    by_replica = "/".join(f"{p:.0f}" for p in row.health_p99_by_replica)
+    print(
+        f"  {row.path:<20} {row.setup:<26} {row.chats:>5} {row.exact:>4}/{row.finished:<4} {row.errors:>4} "
+        f"{row.cpu_per_1k:>8.3f} {row.health_p50_ms:>7.1f} {by_replica:>11} {row.delay_p50_ms:>7.0f} "
+        f"{row.delay_p99_ms:>7.0f} {row.peak_backend_streams:>5} {row.events_per_chat:>6.0f}  load {row.load}"
+        + (f"\n    first error: {row.first_error}" if row.first_error else ""),
+        flush=True,
+    )
+
+
+UI_HEADER = (f"  {'path':<20} {'setup':<26} {'chats':>5} {'exact/fin':>9} {'err':>4} {'CPU s/1k':>8} {'hlth50':>7} "
+             f"{'hlth99/rep':>11} {'dly p50':>7} {'dly p99':>7} {'peak':>5} {'events':>6}")
