@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from examples.make_tiny_r1 import make_tiny_r1
+from installer.demo import OFFLINE_ENV
 from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -29,14 +30,6 @@ MODEL_CACHE = Path(os.environ.get("R1RELAY_MODEL_CACHE", REPO / ".cache" / "mode
 # since an older Open WebUI pins an older transformers that cannot serve or load the tiny model.
 PEER_PYTHON = Path(os.environ.get("R1RELAY_PEER_PYTHON") or sys.executable)
 STARTUP_TIMEOUT = 180.0  # seconds; `transformers serve` is ready in ~8 s here, CI boxes can be slower
-# Offline and quiet: no hub look-ups, no telemetry, no "new version available" check on PyPI.
-OFFLINE_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "HF_HUB_DISABLE_UPDATE_CHECK": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}
 
 
 

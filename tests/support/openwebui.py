@@ -21,24 +21,17 @@ from typing import Any
 
 import requests
 
+from installer.demo import OPEN_WEBUI_ENV
 from tests.support.ports import free_port
 
 # The `open-webui` of this venv, or another version's (`make compat` runs the tests with each version's venv;
 # R1RELAY_OPEN_WEBUI_BIN points the tests at any other install).
 OPEN_WEBUI_BIN = Path(os.environ.get("R1RELAY_OPEN_WEBUI_BIN") or Path(sys.executable).parent / "open-webui")
 
-# Offline, quiet, nothing optional started. OFFLINE_MODE also skips frontmatter pip installs and
-# makes HF lookups local-only; an empty RAG_EMBEDDING_MODEL skips loading sentence-transformers.
+# The demo's environment (offline, nothing phoned home, no embedding model loaded), and quieter logs.
 QUIET_ENV: dict[str, str] = {
-    "OFFLINE_MODE": "true",
+    **OPEN_WEBUI_ENV,
     "HF_HUB_OFFLINE": "1",
-    "ENABLE_OLLAMA_API": "false",
-    "ENABLE_OPENAI_API": "false",
-    "ENABLE_VERSION_UPDATE_CHECK": "false",
-    "RAG_EMBEDDING_MODEL": "",
-    "SCARF_NO_ANALYTICS": "true",
-    "DO_NOT_TRACK": "true",
-    "ANONYMIZED_TELEMETRY": "false",
     "ENABLE_AUDIT_LOGS_FILE": "false",
     "GLOBAL_LOG_LEVEL": "WARNING",
 }
