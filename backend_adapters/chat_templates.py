@@ -151,6 +151,13 @@ def _render_deepseek_r1(
     return "".join(out)
 
 
+def _hermes_tool_response(messages: list[dict[str, Any]], index: int) -> str:
+    """A `role: tool` turn as QwQ's and Qwen3's templates write it: consecutive results share one user turn."""
+    opening = "<|im_start|>user" if index == 0 or messages[index - 1].get("role") != "tool" else ""
+    closing = "<|im_end|>\n" if index == len(messages) - 1 or messages[index + 1].get("role") != "tool" else ""
+    return f"{opening}\n<tool_response>\n{chat_template_text(messages[index].get('content'))}\n</tool_response>{closing}"
+
+
 def _render_qwen_chatml(
     messages: list[dict[str, Any]], add_generation_prompt: bool, generation_prompt: str, tools: list[dict], qwen3: bool
 ) -> str:
@@ -184,11 +191,7 @@ def _render_qwen_chatml(
                 )
             out.append("<|im_end|>\n")
         elif role == "tool":
-            if index == 0 or messages[index - 1].get("role") != "tool":
-                out.append("<|im_start|>user")
-            out.append(f"\n<tool_response>\n{content}\n</tool_response>")
-            if index == last or messages[index + 1].get("role") != "tool":
-                out.append("<|im_end|>\n")
+            out.append(_hermes_tool_response(messages, index))
     if add_generation_prompt:
         out.append(generation_prompt)
     return "".join(out)
@@ -245,11 +248,7 @@ def _render_qwen3(
         elif role == "assistant":
             out.append(_qwen3_assistant(message, index > last_query, index == last))
         elif role == "tool":
-            if index == 0 or messages[index - 1].get("role") != "tool":
-                out.append("<|im_start|>user")
-            out.append(f"\n<tool_response>\n{chat_template_text(message.get('content'))}\n</tool_response>")
-            if index == last or messages[index + 1].get("role") != "tool":
-                out.append("<|im_end|>\n")
+            out.append(_hermes_tool_response(messages, index))
     if add_generation_prompt:
         out.append("<|im_start|>assistant\n" + (EMPTY_THINKING if thinking_off else ""))
     return "".join(out)
