@@ -6,12 +6,13 @@ Scripts are numbered words, so a lost or reordered token cannot go unnoticed.
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import psutil
@@ -167,3 +168,16 @@ async def read_stream(session: aiohttp.ClientSession, url: str, body: dict, toke
     result.seconds = time.perf_counter() - started
     result.ended_at = time.time()
     return result
+
+
+Text = TypeVar("Text", str, bytes)
+
+
+def chunks_of(text: Text, rng: random.Random, mean: int) -> list[Text]:
+    """`text` cut at random, `mean` long on average: how a stream arrives, token by token or read by read."""
+    out, i = [], 0
+    while i < len(text):
+        step = max(1, int(rng.expovariate(1 / mean)))
+        out.append(text[i : i + step])
+        i += step
+    return out

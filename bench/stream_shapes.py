@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend_adapters.prompt_echo import EchoStripper  # noqa: E402
 from backend_adapters.stream_shapes import stream_pieces  # noqa: E402
+from bench.common import chunks_of  # noqa: E402
 
 PROMPT = "<｜begin▁of▁sentence｜><｜User｜>" + "Explain the tides. " * 50 + "<｜Assistant｜><think>\n"
 
@@ -31,15 +32,6 @@ def tokens(size: int, rng: random.Random) -> list[str]:
     while total < size:
         out.append(rng.choice(words))
         total += len(out[-1])
-    return out
-
-
-def split(raw: bytes, rng: random.Random, mean: int) -> list[bytes]:
-    out, i = [], 0
-    while i < len(raw):
-        step = max(1, int(rng.expovariate(1 / mean)))
-        out.append(raw[i : i + step])
-        i += step
     return out
 
 
@@ -71,7 +63,7 @@ def main() -> None:
         for style in styles:
             for reads, mean in (("1 KB", 1024), ("per token", 12)):
                 for echo in (False, True):
-                    chunks = split(raw, random.Random(1), mean)
+                    chunks = chunks_of(raw, random.Random(1), mean)
                     start = time.perf_counter()
                     asyncio.run(read(chunks, content_type, style, echo))
                     seconds = time.perf_counter() - start

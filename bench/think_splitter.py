@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend_adapters.think_splitter import ThinkSplitter  # noqa: E402
+from bench.common import chunks_of  # noqa: E402
 
 
 def r1_stream(size: int, rng: random.Random) -> str:
@@ -20,15 +21,6 @@ def r1_stream(size: int, rng: random.Random) -> str:
     reasoning = " ".join(rng.choice(words) for _ in range(size // 12))
     answer = " ".join(rng.choice(words) for _ in range(size // 12))
     return f"{reasoning}</think>\n\n{answer}"
-
-
-def chunks_of(text: str, rng: random.Random, mean: int) -> list[str]:
-    out, i = [], 0
-    while i < len(text):
-        step = max(1, int(rng.expovariate(1 / mean)))
-        out.append(text[i : i + step])
-        i += step
-    return out
 
 
 def measure(chunks: list[str]) -> tuple[float, int]:

@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend_adapters.tool_call_parser import ToolCallParser  # noqa: E402
+from bench.common import chunks_of  # noqa: E402
 
 R1_CALL = (
     "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>search\n```json\n{{\"q\": \"{q}\"}}\n```"
@@ -29,15 +30,6 @@ def answer(size: int, call: str, rng: random.Random) -> str:
         parts.append(" ".join(rng.choice(words) for _ in range(200)))
         parts.append(call.format(q="x" * rng.randint(1, 2000)))  # long arguments too
     return "".join(parts)
-
-
-def chunks_of(text: str, rng: random.Random, mean: int) -> list[str]:
-    out, i = [], 0
-    while i < len(text):
-        step = max(1, int(rng.expovariate(1 / mean)))
-        out.append(text[i : i + step])
-        i += step
-    return out
 
 
 def measure(chunks: list[str], tool_format: str) -> tuple[float, int]:
