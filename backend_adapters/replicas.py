@@ -8,7 +8,6 @@ a server that did see it may be generating, and a retry would double the load.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
@@ -19,12 +18,13 @@ from backend_adapters.errors import ErrorContext, describe, redact, safe_url
 from backend_adapters.events import Error, Event, Status
 from backend_adapters.http_backend import http_status_error
 from backend_adapters.model_list_cache import cached_model_list
+from backend_adapters.url_memory import UrlMemory
 
 DOWN_FOR = 30.0
 
 # Caches, not request state: the down-list keeps a dead replica from costing
 # every request a connect timeout, the rotation spreads load.
-_down_until: dict[str, float] = {}
+_down = UrlMemory(DOWN_FOR)
 _next_start: dict[tuple[str, ...], int] = {}
 
 
@@ -39,16 +39,7 @@ def urls_in_turn(urls: tuple[str, ...]) -> list[str]:
     start = _next_start.get(urls, 0)
     _next_start[urls] = (start + 1) % len(urls)
     rotated = urls[start:] + urls[:start]
-    now = time.monotonic()
-    return [u for u in rotated if _down_until.get(u, 0) <= now] + [u for u in rotated if _down_until.get(u, 0) > now]
-
-
-def mark_down(url: str) -> None:
-    _down_until[url] = time.monotonic() + DOWN_FOR
-
-
-def mark_up(url: str) -> None:
-    _down_until.pop(url, None)
+    return [u for u in rotated if u not in _down] + [u for u in rotated if u in _down]
 
 
 async def models_of_replicas(
@@ -108,12 +99,12 @@ async def stream_from_replicas(
             response = await send(url)
         except Exception as exc:
             if never_reached_server(exc):
-                mark_down(url)
+                _down.remember(url)
                 last_failure = exc
                 continue
             yield Error(describe(exc, ctx))
             return
-        mark_up(url)
+        _down.forget(url)
         try:
             if response.status_code >= 400:
                 yield Error(redact(await refusal(response, ctx), ctx.secrets))

@@ -9,15 +9,16 @@ the way replicas.py remembers dead replicas, so later chats skip the failed try.
 
 from __future__ import annotations
 
-import time
 from typing import Literal
+
+from backend_adapters.url_memory import UrlMemory
 
 ToolsMode = Literal["auto", "on", "off"]
 TOOLS_CHOICES = {"input": {"type": "select", "options": ["auto", "on", "off"]}}
 NO_TOOLS_FOR = 600.0  # seconds; a restarted server with the flags is tried again after this
 
 # A cache, not request state: one refusal spares every chat of the next minutes a failed request.
-_no_tools_until: dict[str, float] = {}
+_refused_tools = UrlMemory(NO_TOOLS_FOR)
 
 
 def send_tools(url: str, mode: ToolsMode) -> bool:
@@ -26,15 +27,11 @@ def send_tools(url: str, mode: ToolsMode) -> bool:
         return True
     if mode == "off":
         return False
-    return _no_tools_until.get(url, 0.0) <= time.monotonic()
+    return url not in _refused_tools
 
 
 def remember_no_tools(url: str) -> None:
-    _no_tools_until[url] = time.monotonic() + NO_TOOLS_FOR
-
-
-def forget_tool_refusal(url: str) -> None:
-    _no_tools_until.pop(url, None)
+    _refused_tools.remember(url)
 
 
 def refuses_tools(status: int, message: str) -> bool:

@@ -180,11 +180,11 @@ async def test_the_memory_of_a_refusal_runs_out(vllm, vllm_emulator: VLLMEmulato
     vllm_emulator.tool_call_parser = None
     pipe = make_pipe(vllm, BASE_URLS=vllm_emulator.base_url)
     await run_pipe(pipe, vllm, chat_body(MODEL, tools=[TIME_TOOL]))
-    assert vllm._no_tools_until  # remembered for NO_TOOLS_FOR seconds
+    assert vllm._refused_tools.until  # remembered for NO_TOOLS_FOR seconds
     vllm_emulator.tool_call_parser = "hermes"
     vllm_emulator.tool_call = ("get_current_timestamp", {})
-    for url in vllm._no_tools_until:
-        vllm._no_tools_until[url] -= vllm.NO_TOOLS_FOR + 1  # as if ten minutes had passed
+    for url in vllm._refused_tools.until:
+        vllm._refused_tools.until[url] -= vllm.NO_TOOLS_FOR + 1  # as if ten minutes had passed
     run = await run_pipe(pipe, vllm, chat_body(MODEL, tools=[TIME_TOOL]))
     assert vllm_emulator.requests[-1]["body"]["tools"] == [TIME_TOOL]
     assert run.tool_call_pieces[0]["function"]["name"] == "get_current_timestamp"
