@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
 import openai
 
@@ -33,6 +36,7 @@ _TIMEOUT = _transport("TimeoutException")
 _CONNECT_TIMEOUT = _transport("ConnectTimeout")
 _CONNECT_ERROR = _transport("ConnectError")
 _DROPPED = _transport("RemoteProtocolError", "ReadError")
+_DNS_FAILURE = (socket.gaierror, aiohttp.ClientConnectorDNSError)
 
 _CONTEXT_LIMIT = re.compile(r"maximum context length is (\d+)", re.IGNORECASE)
 _CONTEXT_HINTS = ("context length", "context_length", "too many tokens", "prompt is too long", "exceeds the context")
@@ -137,6 +141,15 @@ def describe(exc: BaseException, ctx: ErrorContext) -> str:
     return redact(_describe(exc, ctx), ctx.secrets)
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and what raised it, down the chain (the SDK wraps httpx's error, which wraps aiohttp's)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+
+
 def _describe(exc: BaseException, ctx: ErrorContext) -> str:
     where = safe_url(ctx.url) if ctx.url else "the backend"
     if isinstance(exc, BackendError):
@@ -149,13 +162,16 @@ def _describe(exc: BaseException, ctx: ErrorContext) -> str:
         wait = f" for {ctx.read_timeout:g} seconds" if ctx.read_timeout else ""
         return f"The backend at {where} sent nothing{wait}; it may be overloaded or stuck (raise the read timeout valve for long prompts)."
     if isinstance(exc, (openai.APIConnectionError, *_CONNECT_ERROR)):
-        cause = f"{exc} {exc.__cause__ or ''} {exc.__context__ or ''}".lower()
+        chain = list(_causes(exc))
+        cause = " ".join(str(e) for e in chain).lower()
         if "certificate" in cause:
             return (
                 f"The backend at {where} presented a TLS certificate this server does not trust; "
                 "install its CA on the Open WebUI host, or turn VERIFY_TLS off for a self-signed test setup."
             )
-        if any(s in cause for s in ("name or service not known", "nodename nor servname", "name resolution", "getaddrinfo")):
+        if any(isinstance(e, _DNS_FAILURE) for e in chain) or any(
+            s in cause for s in ("name or service not known", "nodename nor servname", "name resolution", "getaddrinfo")
+        ):
             return f"Cannot reach the backend at {where}: its host name does not resolve."
         return f"Cannot reach the backend at {where}: is the server running?"
     if isinstance(exc, _DROPPED):

@@ -13,6 +13,7 @@ import weakref
 
 import httpx
 
+from backend_adapters.aiohttp_transport import AiohttpTransport
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.errors import ErrorContext, body_message, status_message
 
@@ -31,7 +32,8 @@ def pooled_client(config: BackendConfig) -> httpx.AsyncClient:
     client = per_loop.get(key)
     if client is None:
         client = per_loop[key] = httpx.AsyncClient(
-            timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout), verify=config.verify_tls
+            timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout), verify=config.verify_tls,
+            transport=AiohttpTransport(config.verify_tls),
         )
     return client
 

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 import httpx
 import openai
 
+from backend_adapters.aiohttp_transport import AiohttpTransport
 from backend_adapters.backend_config import BackendConfig
 from backend_adapters.chat_request import ChatRequest
 from backend_adapters.errors import ErrorContext, body_message, safe_url
@@ -44,6 +45,11 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, opena
 )
 
 
+def fast_transport(verify: bool) -> dict[str, AiohttpTransport]:
+    """aiohttp sockets under the SDK, unless it is built on httpx2 (openai ≥ 3), whose transports differ."""
+    return {"transport": AiohttpTransport(verify)} if issubclass(openai.DefaultAsyncHttpxClient, httpx.AsyncClient) else {}
+
+
 def client_for(url: str, config: BackendConfig) -> openai.AsyncOpenAI:
     key = (url, config.api_key, config.connect_timeout, config.read_timeout, config.verify_tls)
     per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
@@ -54,7 +60,7 @@ def client_for(url: str, config: BackendConfig) -> openai.AsyncOpenAI:
             api_key=config.api_key or "EMPTY",
             timeout=httpx.Timeout(config.read_timeout, connect=config.connect_timeout),
             max_retries=0,
-            http_client=openai.DefaultAsyncHttpxClient(verify=config.verify_tls),
+            http_client=openai.DefaultAsyncHttpxClient(verify=config.verify_tls, **fast_transport(config.verify_tls)),
         )
     return client
 

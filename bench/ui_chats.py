@@ -15,6 +15,7 @@ import asyncio
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -107,6 +108,26 @@ def start_clients(specs: list[dict[str, Any]]) -> list[subprocess.Popen[str]]:
     return clients
 
 
+def start_profilers(pids: list[int], label: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy on every replica while the chats run, when R1RELAY_PYSPY_DIR names where the collapsed stacks go."""
+    where = os.environ.get("R1RELAY_PYSPY_DIR")
+    if not where:
+        return []
+    os.makedirs(where, exist_ok=True)
+    spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return [subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "200", "--nonblocking",
+                              "--output", os.path.join(where, f"{label}-replica{at}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for at, pid in enumerate(pids)]
+
+
+def stop_profilers(spies: list[subprocess.Popen[bytes]]) -> None:
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)
+    for spy in spies:
+        spy.wait(60)
+
+
 async def ui_run(
     replicas: list[OpenWebUI], tokens: list[str], emulator: EmulatorProcess, path: str, model: str, chats: int,
     words: int, setup: str,
@@ -125,6 +146,7 @@ async def ui_run(
     probes = [HealthProbe(r.url) for r in replicas]
     await asyncio.sleep(0.5)  # a few idle probes first
     pids = [r._process.pid for r in replicas if r._process]
+    spies = start_profilers(pids, f"{path.replace(' ', '-')}-{chats}")
     cpu_before, started = sum(cpu_seconds(pid) for pid in pids), time.perf_counter()
     go = json.dumps({"go": time.time() + 0.2}) + "\n"
     for process in clients:
@@ -134,6 +156,7 @@ async def ui_run(
     outputs = await asyncio.gather(*(asyncio.to_thread(process.communicate, None, 600) for process in clients))
     seconds = time.perf_counter() - started
     cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+    stop_profilers(spies)
     healths = [probe.finish() for probe in probes]
     emits = emulator.emits()
     results = []
