@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from pathlib import Path
@@ -86,3 +87,18 @@ async def test_two_replicas_of_the_pipe_share_one_slot(
     second = await run_pipe(pipes[1], replica_b, body)
     assert (await first).content == second.content == "Hello! How can I help you today?"
     assert "Queued: 1 ahead of you" in [s["description"] for s in second.statuses]
+
+
+@pytest.mark.timeout(60)  # before the fix this hung: fail instead
+async def test_release_returns_and_frees_the_slot_even_when_the_heartbeat_is_mid_command(redis_url: str) -> None:
+    """redis-py swallows a cancel that lands inside a command; release once waited on that heartbeat for ever,
+    which left chats unfinished and their slots held under load (bench, 128 chats on two replicas)."""
+    (queue,) = replicas(redis_url, size=1, count=1, lease=0.006, poll=0.002)  # a beat every 2 ms: cancels land mid-command
+    for _ in range(100):
+        turn = queue.turn()
+        await asyncio.wait_for(waits(turn), 2)  # a slot left held by the last release would block here
+        await asyncio.sleep(random.random() * 0.01)
+        await asyncio.wait_for(turn.release(), 2)
+        assert turn._heartbeat is not None
+        await asyncio.wait_for(asyncio.wait({turn._heartbeat}), 2)  # the loop itself ends, not just release
+    assert await queue.client.zcard(queue.queue_key) == 0
