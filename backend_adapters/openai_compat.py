@@ -20,6 +20,7 @@ come back as ToolCall events for Open WebUI to run.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import weakref
 from collections.abc import AsyncIterator
@@ -43,6 +44,17 @@ from backend_adapters.tool_support import ToolsMode, refuses_tools, remember_no_
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, openai.AsyncOpenAI]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+_sdk_resources: asyncio.Future | None = None
+
+
+async def sdk_resources_loaded() -> None:
+    """Import the SDK's resource modules in a worker thread: done inline on first use, it stalls Open WebUI's loop ~0.2 s."""
+    global _sdk_resources
+    if _sdk_resources is None or _sdk_resources.get_loop() is not asyncio.get_running_loop():
+        _sdk_resources = asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "openai.resources"))
+    await asyncio.shield(_sdk_resources)
 
 
 def fast_transport(verify: bool) -> dict[str, AiohttpTransport]:
@@ -104,6 +116,7 @@ class OpenAICompatAdapter:
         """Model ids from `/v1/models` of every replica."""
 
         async def fetch(url: str) -> list[str]:
+            await sdk_resources_loaded()
             client = client_for(url, self.config).with_options(timeout=min(self.config.connect_timeout, 5.0))
             return [model.id for model in (await client.models.list()).data]
 
@@ -124,6 +137,7 @@ class OpenAICompatAdapter:
                     tool_fields["tool_choice"] = request.tool_choice
                 if request.parallel_tool_calls is not None:
                     tool_fields["parallel_tool_calls"] = request.parallel_tool_calls
+            await sdk_resources_loaded()
             opening = client_for(url, config).chat.completions.with_streaming_response.create(
                 model=request.model,
                 messages=request.messages,  # type: ignore[arg-type]

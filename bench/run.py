@@ -123,7 +123,8 @@ async def ui_rows(stack_of: Any, built: Path, emulator: EmulatorProcess, levels:
             for path, model in (("built-in connection", CONNECTION_MODEL), ("r1relay pipe", PIPE_MODEL)):
                 if path.split()[0].replace("r1relay", "pipe") not in paths.split(","):
                     continue
-                row = await ui_run(stack.replicas, stack.users, emulator, path, model, chats, words, stack.label)
+                row = await ui_run(stack.replicas, stack.users, emulator, path, model, chats, words, stack.label,
+                                   stack.redis_url)
                 print_ui_row(row)
                 rows.append(row)
     return rows

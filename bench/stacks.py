@@ -29,6 +29,7 @@ class Stack:
     label: str
     replicas: list[OpenWebUI]
     users: list[str] = field(default_factory=list)  # bearer tokens, one per simulated person
+    redis_url: str = ""  # the shared Redis, where the pipe's MAX_CONCURRENCY queue lives
 
 
 def register(owui: OpenWebUI, built: Path, emulator: EmulatorProcess, pipe_valves: dict | None = None) -> None:
@@ -88,7 +89,7 @@ def production_stack(
         second = Replica(first, built / "openwebui-pg-2", env=env)
         replicas.append(second)
         second.start()
-        yield Stack("PostgreSQL + Redis, 2 replicas", replicas)
+        yield Stack("PostgreSQL + Redis, 2 replicas", replicas, redis_url=redis.url)
     finally:
         for replica in replicas:
             replica.stop()

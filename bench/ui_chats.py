@@ -51,6 +51,7 @@ class UIRow:
     events_per_chat: float = 0.0  # socket.io events a chat's client received (token-carrying and others)
     first_error: str = ""
     load: str = ""  # `uptime` when the row ran
+    slots_left: int = 0  # queue tickets still in the shared Redis after the row: a leak if not 0
 
 
 def expected_deltas(prompt: str, script: str) -> list[tuple[str, int]]:
@@ -108,6 +109,15 @@ def start_clients(specs: list[dict[str, Any]]) -> list[subprocess.Popen[str]]:
     return clients
 
 
+def tickets_left(redis_url: str, settle: float = 5.0) -> int:
+    """Tickets of the pipe's Redis queue still there `settle` s after every chat ended (each chat's ticket must go)."""
+    import redis  # Open WebUI's dependency
+
+    client = redis.Redis.from_url(redis_url)
+    time.sleep(settle)
+    return sum(int(client.zcard(key)) for key in client.scan_iter("r1relay:slots:*") if not key.endswith(b":beats"))
+
+
 def start_profilers(pids: list[int], label: str) -> list[subprocess.Popen[bytes]]:
     """py-spy on every replica while the chats run, when R1RELAY_PYSPY_DIR names where the collapsed stacks go."""
     where = os.environ.get("R1RELAY_PYSPY_DIR")
@@ -130,7 +140,7 @@ def stop_profilers(spies: list[subprocess.Popen[bytes]]) -> None:
 
 async def ui_run(
     replicas: list[OpenWebUI], tokens: list[str], emulator: EmulatorProcess, path: str, model: str, chats: int,
-    words: int, setup: str,
+    words: int, setup: str, redis_url: str = "",
 ) -> UIRow:
     """`chats` chats spread over `replicas`, chat k by user k (`tokens[k]`)."""
     script = r1_script(words)
@@ -180,6 +190,7 @@ async def ui_run(
             exact += 1
         delays += token_delays(result, script, emits.get(result["prompt"], []))
     all_latencies = [ms for h in healths for ms in h["latencies_ms"]]
+    slots_left = await asyncio.to_thread(tickets_left, redis_url) if redis_url else 0
     sent_tokens = sum(len(v) for v in emits.values())
     return UIRow(
         path=path, setup=setup, chats=chats, exact=exact, finished=finished, errors=errors, tokens=sent_tokens,
@@ -190,7 +201,7 @@ async def ui_run(
         delay_p50_ms=percentile(delays, 50) * 1000, delay_p99_ms=percentile(delays, 99) * 1000,
         peak_backend_streams=emulator.peak_active, first_error=first_error,
         events_per_chat=sum(r["events"] for r in results) / max(len(results), 1),
-        load=" / ".join(f"{x:.2f}" for x in os.getloadavg()),
+        load=" / ".join(f"{x:.2f}" for x in os.getloadavg()), slots_left=slots_left,
     )
 
 
@@ -200,7 +211,8 @@ def print_ui_row(row: UIRow) -> None:
         f"  {row.path:<20} {row.setup:<26} {row.chats:>5} {row.exact:>4}/{row.finished:<4} {row.errors:>4} "
         f"{row.cpu_per_1k:>8.3f} {row.health_p50_ms:>7.1f} {by_replica:>11} {row.delay_p50_ms:>7.0f} "
         f"{row.delay_p99_ms:>7.0f} {row.peak_backend_streams:>5} {row.events_per_chat:>6.0f}  load {row.load}"
-        + (f"\n    first error: {row.first_error}" if row.first_error else ""),
+        + (f"\n    first error: {row.first_error}" if row.first_error else "")
+        + (f"\n    queue tickets left in Redis after the row: {row.slots_left}" if row.slots_left else ""),
         flush=True,
     )
 
