@@ -14,10 +14,11 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
-# Drops tickets whose heartbeat is older than the lease, refreshes ours, returns our rank (nil if gone).
+# Drops tickets whose heartbeat is older than the lease (and stale beats of tickets already gone, which a beat
+# in flight during a release can leave), refreshes ours, returns our rank (nil if gone).
 _RANK_SCRIPT = """
 local now = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
@@ -28,10 +29,29 @@ for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     redis.call('HDEL', KEYS[2], member)
   end
 end
+for _, member in ipairs(redis.call('HKEYS', KEYS[2])) do
+  local beat = tonumber(redis.call('HGET', KEYS[2], member) or '0')
+  if now - beat > lease and redis.call('ZSCORE', KEYS[1], member) == false then
+    redis.call('HDEL', KEYS[2], member)
+  end
+end
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false then return nil end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return redis.call('ZRANK', KEYS[1], ARGV[1])
 """
+
+
+async def _command(call: Awaitable[Any]) -> Any:
+    """One Redis command in a task of its own, awaited through a shield.
+
+    redis-py swallows a cancel that lands mid-command (about 1 in 7 in
+    tests/test_redis_slots.py); awaited directly, a user's Stop would be lost
+    and a released slot's heartbeat would beat on. This way the caller's
+    cancel always reaches the caller, and the command finishes on its own.
+    """
+    task = asyncio.ensure_future(call)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # its error is the caller's, if anyone's
+    return await asyncio.shield(task)
 
 
 class RedisSlotQueue:
@@ -60,13 +80,13 @@ class RedisTurn:
 
     async def _rank(self) -> int | None:
         q = self.queue
-        rank = await q.client.eval(_RANK_SCRIPT, 2, q.queue_key, q.beats_key, self.ticket, time.time(), q.lease)
+        rank = await _command(q.client.eval(_RANK_SCRIPT, 2, q.queue_key, q.beats_key, self.ticket, time.time(), q.lease))
         return None if rank is None else int(rank)
 
     async def _join(self) -> None:
         q = self.queue
-        await q.client.hset(q.beats_key, self.ticket, time.time())
-        await q.client.zadd(q.queue_key, {self.ticket: time.time()}, nx=True)
+        await _command(q.client.hset(q.beats_key, self.ticket, time.time()))
+        await _command(q.client.zadd(q.queue_key, {self.ticket: time.time()}, nx=True))
 
     async def wait(self) -> AsyncIterator[int]:
         """Yields how many requests are ahead whenever that changes; ends holding a slot."""
@@ -97,12 +117,12 @@ class RedisTurn:
             if self._released:
                 return
             with contextlib.suppress(Exception):
-                await q.client.hset(q.beats_key, self.ticket, time.time())
+                await _command(q.client.hset(q.beats_key, self.ticket, time.time()))
 
     async def _remove(self) -> None:
         q = self.queue
-        await q.client.zrem(q.queue_key, self.ticket)
-        await q.client.hdel(q.beats_key, self.ticket)
+        await _command(q.client.zrem(q.queue_key, self.ticket))
+        await _command(q.client.hdel(q.beats_key, self.ticket))
 
     async def release(self) -> None:
         """Give the slot back. Never waits on the heartbeat for long: redis-py swallows a cancel that lands

@@ -102,3 +102,19 @@ async def test_release_returns_and_frees_the_slot_even_when_the_heartbeat_is_mid
         assert turn._heartbeat is not None
         await asyncio.wait_for(asyncio.wait({turn._heartbeat}), 2)  # the loop itself ends, not just release
     assert await queue.client.zcard(queue.queue_key) == 0
+
+
+@pytest.mark.timeout(60)
+async def test_a_stop_while_queued_always_cancels_the_waiter_and_frees_its_place(redis_url: str) -> None:
+    """A cancel landing inside one of the waiter's Redis polls still cancels it (redis-py alone would swallow it)."""
+    (queue,) = replicas(redis_url, size=1, count=1, poll=0.001)
+    holder = queue.turn()
+    await waits(holder)
+    for _ in range(100):
+        waiter = asyncio.create_task(waits(queue.turn()))
+        await asyncio.sleep(random.random() * 0.01)
+        waiter.cancel()
+        done, _ = await asyncio.wait({waiter}, timeout=2)
+        assert done and waiter.cancelled()
+    assert await queue.client.zcard(queue.queue_key) == 1  # the holder's ticket alone
+    await holder.release()
