@@ -41,19 +41,6 @@ return redis.call('ZRANK', KEYS[1], ARGV[1])
 """
 
 
-async def _command(call: Awaitable[Any]) -> Any:
-    """One Redis command in a task of its own, awaited through a shield.
-
-    redis-py swallows a cancel that lands mid-command (about 1 in 7 in
-    tests/test_redis_slots.py); awaited directly, a user's Stop would be lost
-    and a released slot's heartbeat would beat on. This way the caller's
-    cancel always reaches the caller, and the command finishes on its own.
-    """
-    task = asyncio.ensure_future(call)
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # its error is the caller's, if anyone's
-    return await asyncio.shield(task)
-
-
 class RedisSlotQueue:
     """At most `size` holders across every process sharing `client`; the rest wait in arrival order."""
 
@@ -77,22 +64,36 @@ class RedisTurn:
         self.ticket = uuid.uuid4().hex
         self._heartbeat: asyncio.Task | None = None
         self._released = False
+        self._in_flight: asyncio.Future | None = None  # the last Redis command sent
+
+    async def _command(self, call: Awaitable[Any]) -> Any:
+        """One Redis command in a task of its own, awaited through a shield.
+
+        redis-py swallows a cancel that lands mid-command (about 1 in 7 in
+        tests/test_redis_slots.py); awaited directly, a user's Stop would be
+        lost and a released slot's heartbeat would beat on. This way the
+        caller's cancel always reaches the caller; the command lands on its
+        own, and `_remove` waits for it so that nothing it adds outlives us.
+        """
+        task = self._in_flight = asyncio.ensure_future(call)
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # its error is the caller's, if anyone's
+        return await asyncio.shield(task)
 
     async def _rank(self) -> int | None:
         q = self.queue
-        rank = await _command(q.client.eval(_RANK_SCRIPT, 2, q.queue_key, q.beats_key, self.ticket, time.time(), q.lease))
+        rank = await self._command(q.client.eval(_RANK_SCRIPT, 2, q.queue_key, q.beats_key, self.ticket, time.time(), q.lease))
         return None if rank is None else int(rank)
 
     async def _join(self) -> None:
         q = self.queue
-        await _command(q.client.hset(q.beats_key, self.ticket, time.time()))
-        await _command(q.client.zadd(q.queue_key, {self.ticket: time.time()}, nx=True))
+        await self._command(q.client.hset(q.beats_key, self.ticket, time.time()))
+        await self._command(q.client.zadd(q.queue_key, {self.ticket: time.time()}, nx=True))
 
     async def wait(self) -> AsyncIterator[int]:
         """Yields how many requests are ahead whenever that changes; ends holding a slot."""
-        await self._join()
         last: int | None = None
         try:
+            await self._join()
             while True:
                 rank = await self._rank()
                 if rank is None:  # dropped as stale after a long pause of this process: queue again
@@ -117,12 +118,14 @@ class RedisTurn:
             if self._released:
                 return
             with contextlib.suppress(Exception):
-                await _command(q.client.hset(q.beats_key, self.ticket, time.time()))
+                await self._command(q.client.hset(q.beats_key, self.ticket, time.time()))
 
     async def _remove(self) -> None:
         q = self.queue
-        await _command(q.client.zrem(q.queue_key, self.ticket))
-        await _command(q.client.hdel(q.beats_key, self.ticket))
+        if self._in_flight is not None and not self._in_flight.done():  # a join or beat still landing: after it
+            await asyncio.wait({self._in_flight}, timeout=q.lease / 3)
+        await self._command(q.client.zrem(q.queue_key, self.ticket))
+        await self._command(q.client.hdel(q.beats_key, self.ticket))
 
     async def release(self) -> None:
         """Give the slot back. Never waits on the heartbeat for long: redis-py swallows a cancel that lands

@@ -77,6 +77,7 @@ async def test_two_replicas_of_the_pipe_share_one_slot(
     # Two separately loaded modules: nothing in memory is shared, as between two Open WebUI processes.
     replica_a = load_function(built_dir / "r1relay_vllm.py")
     replica_b = load_function(built_dir / "r1relay_vllm.py")
+    monkeypatch.setattr(replica_b, "PROGRESS_DELAY", 0.0)  # this wait is short; a real queue's are seconds
     pipes = [make_pipe(m, BASE_URLS=vllm_emulator.base_url, MAX_CONCURRENCY=1) for m in (replica_a, replica_b)]
     body = chat_body("r1relay_vllm.deepseek-ai/DeepSeek-R1")
     first = asyncio.create_task(run_pipe(pipes[0], replica_a, body))
