@@ -6,6 +6,9 @@ users stream at once, one chunk per token makes it fall further behind. A
 reader task pulls events ahead into a bounded queue, and each time Open WebUI
 asks for the next chunk everything already waiting goes out merged. While
 Open WebUI keeps up the queue holds one event at a time and nothing waits.
+A progress note goes out only once nothing has followed it for PROGRESS_DELAY:
+on a saved chat each status is a database write, and "Connecting…" replaced
+by the answer 20 ms later was only that.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 from backend_adapters.batch_window import LiveStreams, Pace, batch_window
-from backend_adapters.events import Content, Error, Event, Reasoning, ToolCall
+from backend_adapters.events import Content, Error, Event, Reasoning, Status, ToolCall
 
 READ_AHEAD = 512  # events held at most while the consumer is busy; bounds memory per stream
+PROGRESS_DELAY = 1.0  # s a progress note ("Connecting…", "Queued: 2 ahead") must stand before it is shown
 _END = object()
 
 
@@ -113,6 +117,11 @@ async def coalesced(
                 first, getter = await getter, None
             else:
                 first = await queue.get()
+            if PROGRESS_DELAY > 0 and isinstance(first, Status) and first.progress:
+                getter = getter or asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter}, timeout=PROGRESS_DELAY)
+                if getter.done():
+                    continue  # something came at once: a note nobody could read is only a database write
             batch = [first]
             if first is not _END:
                 pace.saw(loop.time())

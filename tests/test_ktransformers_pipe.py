@@ -159,6 +159,7 @@ def queued(run: PipeRun) -> list[str]:
 
 async def test_three_users_on_one_slot_keep_order_and_learn_their_place(kt, builtin: KTransformersEmulator, monkeypatch) -> None:
     monkeypatch.setattr(kt, "STATUS_GRACE", 0.0)  # these waits are short; on a real one-slot server they are minutes
+    monkeypatch.setattr(kt, "PROGRESS_DELAY", 0.0)
     builtin.token_delay = 0.01
     pipe = make_pipe(kt, BASE_URLS=builtin.url)  # MAX_CONCURRENCY defaults to 1
     runs = await asyncio.gather(*(run_pipe(pipe, kt, chat_body(MODEL, text=f"user {i}")) for i in range(3)))
@@ -172,6 +173,7 @@ async def test_three_users_on_one_slot_keep_order_and_learn_their_place(kt, buil
 
 async def test_cancel_while_waiting_leaves_the_queue(kt, builtin: KTransformersEmulator, monkeypatch) -> None:
     monkeypatch.setattr(kt, "STATUS_GRACE", 0.0)
+    monkeypatch.setattr(kt, "PROGRESS_DELAY", 0.0)
     builtin.token_delay = 0.02
     pipe = make_pipe(kt, BASE_URLS=builtin.url)
     runs = [PipeRun() for _ in range(3)]

@@ -21,22 +21,31 @@ def vllm(built_dir: Path):
     return load_function(built_dir / "r1relay_vllm.py")
 
 
-async def test_an_answer_costs_two_statuses_where_it_connects_and_the_stats_line(vllm, vllm_emulator: VLLMEmulator) -> None:
+async def test_an_answer_from_a_prompt_backend_costs_one_status_the_stats_line(vllm, vllm_emulator: VLLMEmulator) -> None:
     pipe = make_pipe(vllm, BASE_URLS=vllm_emulator.base_url)
     run = await run_pipe(pipe, vllm, chat_body(MODEL))
     assert run.reasoning and run.content and not run.errors
     descriptions = [s["description"] for s in run.statuses]
-    assert len(descriptions) == 2, descriptions  # no "Thinking…", no "Answering…": each would be a DB write
-    assert descriptions[0].startswith("Connecting to http://127.0.0.1:")
-    assert run.statuses[1]["done"] is True and "tokens/s" in descriptions[1]
+    assert len(descriptions) == 1, descriptions  # no "Connecting…" it answered at once, no "Thinking…": each a DB write
+    assert run.statuses[0]["done"] is True and "tokens/s" in descriptions[0]
+
+
+async def test_a_backend_slow_to_answer_shows_connecting(vllm, vllm_emulator: VLLMEmulator,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vllm, "PROGRESS_DELAY", 0.1)
+    vllm_emulator.token_delay = 0.3  # the first token 0.3 s after the request: longer than the delay
+    pipe = make_pipe(vllm, BASE_URLS=vllm_emulator.base_url)
+    run = await run_pipe(pipe, vllm, chat_body(MODEL, max_tokens=3))
+    descriptions = [s["description"] for s in run.statuses]
+    assert descriptions[0].startswith("Connecting to http://127.0.0.1:"), descriptions
+    assert "tokens/s" in descriptions[-1]
 
 
 async def test_without_stats_the_line_is_cleared_once(vllm, vllm_emulator: VLLMEmulator) -> None:
     pipe = make_pipe(vllm, BASE_URLS=vllm_emulator.base_url, SHOW_STATS=False)
     run = await run_pipe(pipe, vllm, chat_body(MODEL))
     assert run.content
-    assert run.statuses[-1] == {"description": "", "done": True, "hidden": True}
-    assert len(run.statuses) == 2
+    assert run.statuses == []  # nothing was shown, so there is nothing to clear
 
 
 async def test_progress_notes_are_throttled_and_repeats_never_sent(monkeypatch: pytest.MonkeyPatch) -> None:

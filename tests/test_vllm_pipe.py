@@ -204,6 +204,7 @@ async def test_stop_closes_the_backend_request(vllm, vllm_emulator: VLLMEmulator
 
 async def test_max_concurrency_queues_and_reports_places(vllm, vllm_emulator: VLLMEmulator, monkeypatch) -> None:
     monkeypatch.setattr(vllm, "STATUS_GRACE", 0.0)  # these waits are short; a real queue's are seconds
+    monkeypatch.setattr(vllm, "PROGRESS_DELAY", 0.0)
     vllm_emulator.token_delay = 0.01
     pipe = make_pipe(vllm, BASE_URLS=vllm_emulator.base_url, MAX_CONCURRENCY=1)
     runs = await asyncio.gather(*(run_pipe(pipe, vllm, chat_body(MODEL)) for _ in range(3)))
