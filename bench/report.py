@@ -11,9 +11,11 @@ from bench.common import REPO
 from bench.relay_cost import RelayRow
 from bench.svg import write_svg
 from bench.ui_chats import UI_RATE, UIRow
+from bench.ui_cost_split import CostSplit, split_goal, split_table
 
 
-def markdown(relay: list[RelayRow], load: list[LoadRow], splitter: list[dict[str, Any]], ui: list[UIRow], goals: list[str]) -> str:
+def markdown(relay: list[RelayRow], load: list[LoadRow], splitter: list[dict[str, Any]], ui: list[UIRow], goals: list[str],
+             split: list[CostSplit] | None = None) -> str:
     lines = ["| path | emulator | tokens/s | TTFT ms | ITL p50 ms | ITL p99 ms | CPU s / 1k tokens (Open WebUI; (d): the pipe) |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for r in relay:
@@ -36,11 +38,13 @@ def markdown(relay: list[RelayRow], load: list[LoadRow], splitter: list[dict[str
     for s in splitter:
         lines.append(f"| {s['chunking']} | {s['chunks']:,} | {s['seconds']:.3f} | {s['mb_per_s']:.1f} |")
     lines += ["", *ui_table(ui)]
+    lines += ["", *split_table(split or [])]
     lines += ["", *[f"- {g}" for g in goals]]
     return "\n".join(lines) + "\n"
 
 
-def judge(relay: list[RelayRow], load: list[LoadRow], ui: list[UIRow], production: list[UIRow], max_concurrency: int) -> list[str]:
+def judge(relay: list[RelayRow], load: list[LoadRow], ui: list[UIRow], production: list[UIRow], max_concurrency: int,
+          split: list[CostSplit] | None = None) -> list[str]:
     goals = []
     fast = {r.path[:3]: r for r in relay if r.mode == "max"}
     if "(c)" in fast and "(b)" in fast:
@@ -56,12 +60,15 @@ def judge(relay: list[RelayRow], load: list[LoadRow], ui: list[UIRow], productio
         ok = r.exact == r.streams and r.lost_tokens == 0 and not r.unfinished
         goals.append(f"zero lost or reordered tokens at 256 streams: {'met' if ok else 'MISSED'} ({r.exact}/{r.streams} byte-exact)")
     goals += ui_goals(ui, (16, 32), health_goal_ms=None)
+    goals += split_goal(split or [])
     goals += ui_goals(production, (128, 256), health_goal_ms=200.0)
     for row in production:
         if row.path == "r1relay pipe":
             ok = row.peak_backend_streams <= max_concurrency
             goals.append(f"MAX_CONCURRENCY={max_concurrency} held across both replicas at {row.chats} chats: "
                          f"{'met' if ok else 'MISSED'} (the backend saw at most {row.peak_backend_streams} at once)")
+            goals.append(f"every queue ticket left Redis after the {row.chats}-chat row: "
+                         f"{'met' if row.slots_left == 0 else 'MISSED'} ({row.slots_left} left 5 s after the last chat)")
     return goals
 
 

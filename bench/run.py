@@ -8,7 +8,8 @@ bench/results.json and docs/bench.svg:
 3. the think splitter's throughput (bench/think_splitter.py);
 4. the UI path: browser-shaped chats × 30 tokens/s, built-in connection versus
    the pipe, on SQLite with one worker (bench/ui_chats.py);
-5. the same, production-shaped: PostgreSQL + Redis + two replicas (bench/stacks.py).
+5. the UI path's CPU split into a cost per chat and a cost per token (bench/ui_cost_split.py);
+6. the same chats, production-shaped: PostgreSQL + Redis + two replicas (bench/stacks.py).
 
 Everything listens and connects on 127.0.0.1 only, every loop is bounded.
 `--quick` runs a smaller load; `--only ui,production` runs some sections (the
@@ -45,10 +46,11 @@ from bench.relay_cost import RelayRow, profile_pipe, relay_cost  # noqa: E402
 from bench.report import judge, markdown, write_outputs  # noqa: E402
 from bench.stacks import add_users, production_stack, register, sqlite_stack  # noqa: E402
 from bench.ui_chats import UI_HEADER, UIRow, print_ui_row, ui_run  # noqa: E402
+from bench.ui_cost_split import CostSplit, cost_split  # noqa: E402
 from tests.support.built import load_function  # noqa: E402
 from tests.support.openwebui import OpenWebUI  # noqa: E402
 
-SECTIONS = ("relay", "api", "splitter", "ui", "production")
+SECTIONS = ("relay", "api", "splitter", "ui", "split", "production")
 PRODUCTION_MAX_CONCURRENCY = 64  # the pipe's MAX_CONCURRENCY in the production rows: the backend's slots
 
 
@@ -161,8 +163,15 @@ async def main_async(args: argparse.Namespace) -> int:
                 return sqlite_stack(built, emulator, pipe_valves)
 
             found["ui"] = await ui_rows(sqlite_of, built, emulator, levels, ui_words, args.paths)
+        if "split" in sections:
+            print("\n5. UI path, fixed cost per chat and cost per token (16 chats, short then long)")
+
+            with sqlite_stack(built, emulator, pipe_valves) as stack:
+                stack.users = await add_users(stack.replicas[0], 16, stack.users)
+                print(UI_HEADER, flush=True)
+                found["split"] = await cost_split(stack, emulator, 16)
         if "production" in sections:
-            print("\n5. Production-shaped: PostgreSQL + Redis + two Open WebUI replicas")
+            print("\n6. Production-shaped: PostgreSQL + Redis + two Open WebUI replicas")
             levels = [int(n) for n in args.production_chats.split(",")]
 
             def stack_of(built: Path, emulator: EmulatorProcess) -> Any:
@@ -176,13 +185,15 @@ async def main_async(args: argparse.Namespace) -> int:
     splitter = found.get("splitter") or previous.get("splitter", [])
     ui = found.get("ui") or _rows(previous.get("ui", []), UIRow)
     production = found.get("production") or _rows(previous.get("production", []), UIRow)
-    goals = judge(relay, load, ui, production, PRODUCTION_MAX_CONCURRENCY)
+    split = found.get("split") or _rows(previous.get("split", []), CostSplit)
+    goals = judge(relay, load, ui, production, PRODUCTION_MAX_CONCURRENCY, split)
     print("\nGoals:")
     for goal in goals:
         print(f"  {goal}")
     results = {"relay": [asdict(r) for r in relay], "load": [asdict(r) for r in load], "splitter": splitter,
-               "ui": [asdict(r) for r in ui], "production": [asdict(r) for r in production], "goals": goals}
-    table = markdown(relay, load, splitter, ui + production, goals)
+               "ui": [asdict(r) for r in ui], "production": [asdict(r) for r in production],
+               "split": [asdict(r) for r in split], "goals": goals}
+    table = markdown(relay, load, splitter, ui + production, goals, split)
     write_outputs(out_dir, table, results, relay, load, ui + production)
     print(table)
     return 0

@@ -1,0 +1,79 @@
+"""Where Open WebUI's CPU goes on the UI path: a fixed cost per chat, and a cost per streamed token.
+
+A row of bench/ui_chats.py divides all of Open WebUI's CPU by the tokens, so
+at 150-token chats it mostly measures what every chat costs whatever streams
+it (saving the chat, the request's middleware, socket.io, the /health probe).
+Running the same chats twice, short and long, separates the two: the slope
+is what a token costs (what a pipe can change), the intercept what a chat
+costs. Both paths, the same Open WebUI, the same users, one after the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bench.common import CONNECTION_MODEL, PIPE_MODEL, EmulatorProcess
+from bench.ui_chats import UIRow, print_ui_row, ui_run
+
+SHORT_WORDS, LONG_WORDS = 2, 150  # ≈ 10 and ≈ 600 tokens a chat
+
+
+@dataclass
+class CostSplit:
+    path: str
+    chats: int
+    short_tokens: float  # per chat
+    long_tokens: float
+    ms_per_chat: float  # the intercept: CPU ms a chat costs whatever it streams
+    ms_per_token: float  # the slope: CPU ms each streamed token adds
+    events_per_token: float  # socket.io events the client got per token, long chats
+
+
+def split(short: UIRow, long: UIRow) -> CostSplit:
+    per_chat = [row.cpu_per_1k * row.tokens / 1000 / row.chats * 1000 for row in (short, long)]  # ms per chat
+    tokens = [row.tokens / row.chats for row in (short, long)]
+    slope = (per_chat[1] - per_chat[0]) / (tokens[1] - tokens[0])
+    return CostSplit(path=long.path, chats=long.chats, short_tokens=tokens[0], long_tokens=tokens[1],
+                     ms_per_chat=per_chat[0] - slope * tokens[0], ms_per_token=slope,
+                     events_per_token=long.events_per_chat / tokens[1])
+
+
+async def cost_split(stack: Any, emulator: EmulatorProcess, chats: int) -> list[CostSplit]:
+    out = []
+    for path, model in (("built-in connection", CONNECTION_MODEL), ("r1relay pipe", PIPE_MODEL)):
+        rows = []
+        for words in (SHORT_WORDS, LONG_WORDS):
+            rows.append(await ui_run(stack.replicas, stack.users, emulator, path, model, chats, words, stack.label))
+            print_ui_row(rows[-1])
+        out.append(split(*rows))
+        print_split(out[-1])
+    return out
+
+
+def print_split(row: CostSplit) -> None:
+    print(f"    {row.path}: {row.ms_per_chat:.1f} CPU ms per chat + {row.ms_per_token:.3f} CPU ms per token "
+          f"({row.events_per_token:.2f} socket events per token)", flush=True)
+
+
+def split_table(rows: list[CostSplit]) -> list[str]:
+    if not rows:
+        return []
+    lines = [f"| UI path, fixed vs per token ({rows[0].chats} chats, SQLite, 1 worker, 30 tok/s) | CPU ms per chat | "
+             "CPU ms per token | socket events per token | tokens per chat (short / long) |",
+             "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r.path} | {r.ms_per_chat:.1f} | {r.ms_per_token:.3f} | {r.events_per_token:.2f} | "
+                     f"{r.short_tokens:.0f} / {r.long_tokens:.0f} |")
+    return lines
+
+
+def split_goal(rows: list[CostSplit]) -> list[str]:
+    by = {r.path: r for r in rows}
+    if {"built-in connection", "r1relay pipe"} - set(by):
+        return []
+    builtin, pipe = by["built-in connection"], by["r1relay pipe"]
+    ratio = pipe.ms_per_token / builtin.ms_per_token
+    return [f"SQLite, 1 worker, {pipe.chats} chats: CPU per streamed token (the slope) through the pipe ≤ 0.5× the "
+            f"built-in connection's: {'met' if ratio <= 0.5 else 'MISSED'} ({ratio:.2f}×: {pipe.ms_per_token:.3f} vs "
+            f"{builtin.ms_per_token:.3f} ms; per chat {pipe.ms_per_chat:.0f} vs {builtin.ms_per_chat:.0f} ms)"]
