@@ -2,10 +2,14 @@
 
 Built on the `openai` package's AsyncOpenAI, which Open WebUI already ships,
 so that nothing blocks Open WebUI's event loop and the request, auth, error
-shapes and timeouts are the SDK's well-tested ones. The stream itself is read
-raw (`with_streaming_response`) and decoded with our SSE decoder and
-`json.loads`: the SDK's per-chunk pydantic `construct` cost about 0.3 ms per
-token, three quarters of the relay's CPU (bench/run.py, profile of path (d)).
+shapes and timeouts are the SDK's well-tested ones. Requests go through the
+client's low-level `post`/`get` (its documented way to reach any endpoint):
+the typed resources (`client.chat…`) import the SDK's ~900 resource modules
+on first use, 0.8 s of CPU that froze the loop at the first chat, and walk
+every message through their type transform on each request. The stream itself
+is read raw and decoded with our SSE decoder and `json.loads`: the SDK's
+per-chunk pydantic `construct` cost about 0.3 ms per token, three quarters of
+the relay's CPU (bench/run.py, profile of path (d)).
 
 Reasoning arrives three ways and all become the same events: vLLM's
 `reasoning_content` (≤ 0.15) or `reasoning` (≥ 0.11.1) delta fields, passed
@@ -20,7 +24,6 @@ come back as ToolCall events for Open WebUI to run.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import weakref
 from collections.abc import AsyncIterator
@@ -44,17 +47,6 @@ from backend_adapters.tool_support import ToolsMode, refuses_tools, remember_no_
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, openai.AsyncOpenAI]] = (
     weakref.WeakKeyDictionary()
 )
-
-
-_sdk_resources: asyncio.Future | None = None
-
-
-async def sdk_resources_loaded() -> None:
-    """Import the SDK's resource modules in a worker thread: done inline on first use, it stalls Open WebUI's loop ~0.2 s."""
-    global _sdk_resources
-    if _sdk_resources is None or _sdk_resources.get_loop() is not asyncio.get_running_loop():
-        _sdk_resources = asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "openai.resources"))
-    await asyncio.shield(_sdk_resources)
 
 
 def fast_transport(verify: bool) -> dict[str, AiohttpTransport]:
@@ -116,9 +108,9 @@ class OpenAICompatAdapter:
         """Model ids from `/v1/models` of every replica."""
 
         async def fetch(url: str) -> list[str]:
-            await sdk_resources_loaded()
             client = client_for(url, self.config).with_options(timeout=min(self.config.connect_timeout, 5.0))
-            return [model.id for model in (await client.models.list()).data]
+            listing = await client.get("/models", cast_to=httpx.Response)
+            return [str(model["id"]) for model in listing.json().get("data", []) if isinstance(model, dict)]
 
         return await models_of_replicas(self.config, "openai", fetch)
 
@@ -137,18 +129,17 @@ class OpenAICompatAdapter:
                     tool_fields["tool_choice"] = request.tool_choice
                 if request.parallel_tool_calls is not None:
                     tool_fields["parallel_tool_calls"] = request.parallel_tool_calls
-            await sdk_resources_loaded()
-            opening = client_for(url, config).chat.completions.with_streaming_response.create(
-                model=request.model,
-                messages=request.messages,  # type: ignore[arg-type]
-                stream=True,
-                stream_options={"include_usage": True},
-                extra_body=request.extra or None,
+            body = {
+                "model": request.model,
+                "messages": request.messages,
+                "stream": True,
+                "stream_options": {"include_usage": True},
                 **request.params,
                 **tool_fields,
-            )
-            response = await opening.__aenter__()  # HTTP error statuses raise the SDK's errors here
-            return response.http_response
+                **request.extra,
+            }
+            # HTTP error statuses raise the SDK's errors here; the body is left unread for us to stream
+            return await client_for(url, config).post("/chat/completions", body=body, cast_to=httpx.Response, stream=True)
 
         async def send(url: str) -> httpx.Response:
             with_tools = bool(request.tools) and send_tools(url, self.tools)
