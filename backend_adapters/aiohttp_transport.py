@@ -81,7 +81,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """One aiohttp session per transport, opened on first use (it belongs to the event loop that opens it)."""
 
     def __init__(self, verify: bool = True) -> None:
-        self._ssl: ssl.SSLContext | bool = ssl.create_default_context() if verify else False
+        self._ssl: ssl.SSLContext | bool = httpx.create_ssl_context() if verify else False  # httpx's CAs: certifi, SSL_CERT_FILE
         self._session: aiohttp.ClientSession | None = None
 
     def _session_now(self) -> aiohttp.ClientSession:
