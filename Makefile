@@ -63,15 +63,16 @@ $(COMPAT_DIR)/%/.r1relay-installed: requirements-dev.txt
 	$(COMPAT_DIR)/$*/bin/python -c "import open_webui, torch, playwright, flask, pytest"
 	touch $@
 
-# Debian packages the tests use: a real browser, and Redis as Open WebUI replicas share it. The tests start
+# Debian packages the tests use: a real browser, Redis as Open WebUI replicas share it, and openssl's CLI for a
+# self-signed test certificate. The tests start
 # their own redis-server on a free port, so apt must neither start it (a policy-rc.d that says no, unless the
 # machine has one) nor leave it enabled at boot.
 system-packages:
-	@test -x /usr/bin/chromium -a -x /usr/bin/redis-server || ( \
+	@test -x /usr/bin/chromium -a -x /usr/bin/redis-server -a -x /usr/bin/openssl || ( \
 	  apt-get update -q; \
 	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
 	    trap 'rm -f /usr/sbin/policy-rc.d' EXIT; printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; \
 	  fi; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium redis-server; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium redis-server openssl; \
 	  systemctl disable --now redis-server >/dev/null 2>&1 || update-rc.d redis-server disable >/dev/null 2>&1 || true; \
 	)

@@ -8,13 +8,18 @@ spelling, and each fault raises the httpx exception httpx would have raised.
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import openai
 import pytest
 from aiohttp import web
 
 from backend_adapters.aiohttp_transport import AiohttpTransport
+from backend_adapters.errors import ErrorContext, describe
 from tests.emulators.server import ThreadedServer, wait_or_disconnect
 from tests.support.ports import free_port
 
@@ -109,3 +114,33 @@ async def test_faults_raise_the_httpx_exceptions_httpx_would(peer: tuple[Peer, s
             await http.get(f"{url}/cut")
         with pytest.raises(httpx.ConnectError):
             await http.get(f"http://127.0.0.1:{free_port()}/")
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[str]:
+    """A server with a self-signed certificate, as many home setups put in front of vLLM."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    def app() -> web.Application:
+        application = web.Application()
+        application.router.add_get("/v1/models", lambda r: web.json_response({"data": [{"id": "m"}]}))
+        return application
+
+    server = ThreadedServer(app, ssl_context=context)
+    with server:
+        yield f"https://127.0.0.1:{server.port}/v1"
+
+
+async def test_an_untrusted_certificate_is_one_sentence_and_verify_off_reaches_the_server(tls_server: str) -> None:
+    strict = openai.AsyncOpenAI(base_url=tls_server, api_key="k", max_retries=0,
+                                http_client=httpx.AsyncClient(transport=AiohttpTransport(verify=True)))
+    with pytest.raises(openai.APIConnectionError) as caught:
+        await strict.get("/models", cast_to=httpx.Response)
+    assert "TLS certificate this server does not trust" in describe(caught.value, ErrorContext(url=tls_server))
+    relaxed = openai.AsyncOpenAI(base_url=tls_server, api_key="k", max_retries=0,
+                                 http_client=httpx.AsyncClient(transport=AiohttpTransport(verify=False)))
+    assert (await relaxed.get("/models", cast_to=httpx.Response)).json()["data"][0]["id"] == "m"

@@ -8,6 +8,7 @@ not as a stalled server.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Callable
 from typing import Self
@@ -16,8 +17,9 @@ from aiohttp import web
 
 
 class ThreadedServer:
-    def __init__(self, make_app: Callable[[], web.Application]) -> None:
+    def __init__(self, make_app: Callable[[], web.Application], ssl_context: ssl.SSLContext | None = None) -> None:
         self._make_app = make_app
+        self._ssl_context = ssl_context
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -35,7 +37,7 @@ class ThreadedServer:
     async def _start(self) -> None:
         self._runner = web.AppRunner(self._make_app(), shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl_context)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
