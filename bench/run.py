@@ -166,7 +166,7 @@ async def main_async(args: argparse.Namespace) -> int:
         if "split" in sections:
             print("\n5. UI path, fixed cost per chat and cost per token (16 chats, short then long)")
 
-            with sqlite_stack(built, emulator, pipe_valves) as stack:
+            with sqlite_stack(built, emulator, pipe_valves, name="openwebui-split") as stack:
                 stack.users = await add_users(stack.replicas[0], 16, stack.users)
                 print(UI_HEADER, flush=True)
                 found["split"] = await cost_split(stack, emulator, 16)

@@ -60,8 +60,9 @@ async def add_users(owui: OpenWebUI, count: int, have: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def sqlite_stack(built: Path, emulator: EmulatorProcess, pipe_valves: dict | None = None) -> Iterator[Stack]:
-    owui = OpenWebUI(built / "openwebui-sqlite", env=BENCH_ENV)
+def sqlite_stack(built: Path, emulator: EmulatorProcess, pipe_valves: dict | None = None,
+                 name: str = "openwebui-sqlite") -> Iterator[Stack]:
+    owui = OpenWebUI(built / name, env=BENCH_ENV)  # a fresh data directory per stack: its own admin, its own chats
     try:
         owui.start()
         register(owui, built, emulator, pipe_valves)
