@@ -156,7 +156,7 @@ async def ui_run(
     probes = [HealthProbe(r.url) for r in replicas]
     await asyncio.sleep(0.5)  # a few idle probes first
     pids = [r._process.pid for r in replicas if r._process]
-    spies = start_profilers(pids, f"{path.replace(' ', '-')}-{chats}")
+    spies = start_profilers(pids, f"{path.replace(' ', '-')}-{chats}-chats-{words}-words")
     cpu_before, started = sum(cpu_seconds(pid) for pid in pids), time.perf_counter()
     go = json.dumps({"go": time.time() + 0.2}) + "\n"
     for process in clients:
