@@ -77,8 +77,9 @@ def _ui_panel(ui: list[Any], x0: float, y0: float, w: float, h: float) -> list[s
         return []
     by = {(r.setup, r.chats, r.path): r for r in ui}
     top = max(r.cpu_per_1k for r in ui) * 1.25 or 1.0
-    out = [_text(x0 + w / 2, y0 - 12, "UI path (saved chats, socket.io), 30 tok/s per chat: Open WebUI CPU s per 1,000 "
-                 "tokens (lower is better); p99 added delay and saved byte-exact above each bar", 13, weight="bold")]
+    out = [_text(x0 + w / 2, y0 - 28, "UI path (saved chats, socket.io), 30 tok/s per chat: Open WebUI CPU s per "
+                 "1,000 tokens (lower is better)", 13, weight="bold"),
+           _text(x0 + w / 2, y0 - 12, "above each bar: p99 added delay, chats saved byte-exact", 12)]
     out.append(f'<line x1="{x0}" y1="{y0 + h}" x2="{x0 + w}" y2="{y0 + h}" stroke="#333"/>')
     step = w / len(groups)
     for i, (setup, chats) in enumerate(groups):
