@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from tests.support.openwebui import OpenWebUI
-from tests.support.ports import free_port
+from tests.support.ports import free_port, wait_for_port
 
 
 def postgres_bin() -> Path:
@@ -34,17 +32,6 @@ def postgres_bin() -> Path:
 def _as_postgres(command: list[str]) -> list[str]:
     """Run as the `postgres` user when we are root (initdb and postgres refuse root)."""
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
-
-
-def _wait_port(port: int, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port} after {seconds:g} s")
 
 
 class ScratchPostgres:
@@ -69,7 +56,7 @@ class ScratchPostgres:
         subprocess.run(_as_postgres([self.pg_ctl, "-D", str(self.data), "-l", str(self.dir / "log"), "-o", options, "-w", "start"]),
                        check=True, capture_output=True, timeout=120)
         self._started = True
-        _wait_port(self.port)
+        wait_for_port(self.port, 30)
         return self
 
     def stop(self) -> None:
@@ -93,7 +80,7 @@ class ScratchRedis:
              "--dir", str(self.dir), "--maxclients", "10000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        _wait_port(self.port)
+        wait_for_port(self.port, 30)
         return self
 
     def stop(self) -> None:

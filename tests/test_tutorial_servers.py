@@ -8,11 +8,10 @@ turn (the history reached the model).
 
 from __future__ import annotations
 
-import socket
+import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from examples.make_tiny_r1 import TINY_R1_ANSWER, TINY_R1_COMPLETION, TINY_R1_RE
 from tests.support.built import load_function
 from tests.support.fixtures_models import OFFLINE_ENV, REPO, STARTUP_TIMEOUT
 from tests.support.pipe_driver import PipeRun, make_pipe, run_pipe
-from tests.support.ports import free_port
+from tests.support.ports import free_port, wait_for_port
 
 APPS = ("flask_generate", "flask_sse_raw", "flask_plain_text", "fastapi_ndjson", "fastapi_generate_key", "kt_wrapper")
 API_KEY = "tutorial-key-42"
@@ -48,19 +47,6 @@ class TutorialServers:
         return len(self.log_text())
 
 
-def _wait_for(port: int, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"tutorial servers exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.25)
-    raise RuntimeError(f"tutorial server on port {port} not ready within {STARTUP_TIMEOUT:.0f}s")
-
-
 @pytest.fixture(scope="module")
 def tutorial_servers(tiny_model_dir: Path) -> Iterator[TutorialServers]:
     ports = {name: free_port() for name in APPS}
@@ -71,12 +57,12 @@ def tutorial_servers(tiny_model_dir: Path) -> Iterator[TutorialServers]:
             [sys.executable, "-m", "tests.tutorial_servers.serve_all", *(f"{n}={p}" for n, p in ports.items())],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**__import__("os").environ, **env},
+            env={**os.environ, **env},
             cwd=REPO,
         )
     try:
         for port in ports.values():
-            _wait_for(port, process, log)
+            wait_for_port(port, STARTUP_TIMEOUT, process, log)
         yield TutorialServers({name: f"http://127.0.0.1:{port}" for name, port in ports.items()}, log)
     finally:
         process.terminate()
