@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.emulators.prompt_server import PromptServerEmulator
-from tests.support.built import load_function
 from tests.support.pipe_driver import PipeRun, chat_body, make_pipe, run_pipe
 from tests.support.ports import free_port
 
 MODEL = "r1relay_flask.tiny-r1"
 EMULATED_REASONING = "The user says hi.\nGreet them naïvely 🤔.\n"
 EMULATED_ANSWER = "Hello,\nfriend! Bye."
-
-
-@pytest.fixture
-def flask_pipe(built_dir: Path):
-    return load_function(built_dir / "r1relay_flask.py")
 
 
 @pytest.fixture

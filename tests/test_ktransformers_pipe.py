@@ -5,25 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from backend_adapters.sse import aiter_sse
 from tests.emulators.ktransformers import KTransformersEmulator
-from tests.support.built import load_function
 from tests.support.pipe_driver import PipeRun, chat_body, make_pipe, run_pipe
 from tests.support.ports import free_port
 
 MODEL = "r1relay_ktransformers.DeepSeek-R1"
 REASONING = "Okay, the user greets me.\nI should greet back.\n"
 ANSWER = "Hello! How can I help you today?"
-
-
-@pytest.fixture
-def kt(built_dir: Path):
-    return load_function(built_dir / "r1relay_ktransformers.py")
 
 
 @pytest.fixture

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from backend_adapters import status_line
 from backend_adapters.status_line import StatusLine
 from tests.emulators.vllm import VLLMEmulator
-from tests.support.built import load_function
 from tests.support.pipe_driver import chat_body, make_pipe, run_pipe
 
 MODEL = "r1relay_vllm.deepseek-ai/DeepSeek-R1"
-
-
-@pytest.fixture
-def vllm(built_dir: Path):
-    return load_function(built_dir / "r1relay_vllm.py")
 
 
 async def test_an_answer_from_a_prompt_backend_costs_one_status_the_stats_line(vllm, vllm_emulator: VLLMEmulator) -> None:

@@ -17,11 +17,6 @@ QWEN3 = "r1relay_vllm.Qwen/Qwen3-8B"
 
 
 @pytest.fixture
-def vllm(built_dir: Path):
-    return load_function(built_dir / "r1relay_vllm.py")
-
-
-@pytest.fixture
 def toggle(built_dir: Path):
     return load_function(built_dir / "r1relay_thinking_toggle.py")
 

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.emulators.vllm import VLLMEmulator
-from tests.support.built import load_function
 from tests.support.pipe_driver import chat_body, make_pipe, run_pipe
 from tests.support.ports import free_port
 
 MODEL = "r1relay_vllm.deepseek-ai/DeepSeek-R1"
 REASONING = "Okay, the user greets me.\nI should greet back.\n"
 ANSWER = "Hello! How can I help you today?"
-
-
-@pytest.fixture
-def vllm(built_dir: Path):
-    return load_function(built_dir / "r1relay_vllm.py")
 
 
 

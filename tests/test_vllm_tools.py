@@ -7,12 +7,10 @@ refuses tools with vLLM's own 400 when started without them (tests/emulators/vll
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from tests.emulators.vllm import TOOLS_REFUSED, VLLMEmulator
-from tests.support.built import load_function
 from tests.support.pipe_driver import chat_body, make_pipe, run_pipe
 
 MODEL = "r1relay_vllm.deepseek-ai/DeepSeek-R1"
@@ -32,11 +30,6 @@ WEATHER_TOOL = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
 }
-
-
-@pytest.fixture
-def vllm(built_dir: Path):
-    return load_function(built_dir / "r1relay_vllm.py")
 
 
 @pytest.fixture
