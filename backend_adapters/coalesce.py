@@ -6,9 +6,10 @@ users stream at once, one chunk per token makes it fall further behind. A
 reader task pulls events ahead into a bounded queue, and each time Open WebUI
 asks for the next chunk everything already waiting goes out merged. While
 Open WebUI keeps up the queue holds one event at a time and nothing waits.
-A progress note goes out only once nothing has followed it for PROGRESS_DELAY:
-on a saved chat each status is a database write, and "Connecting…" replaced
-by the answer 20 ms later was only that.
+Progress notes wait until the wait they report is PROGRESS_DELAY old: on a
+saved chat each status is a database write, and "Connecting…" replaced by the
+answer 20 ms later was only that. After that they go out as they come (the
+status line throttles them to one a second).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from backend_adapters.batch_window import LiveStreams, Pace, batch_window
 from backend_adapters.events import Content, Error, Event, Reasoning, Status, ToolCall
 
 READ_AHEAD = 512  # events held at most while the consumer is busy; bounds memory per stream
-PROGRESS_DELAY = 1.0  # s a progress note ("Connecting…", "Queued: 2 ahead") must stand before it is shown
+PROGRESS_DELAY = 1.0  # s a wait must last before its progress notes ("Connecting…", "Queued: 2 ahead") show
 _END = object()
 
 
@@ -109,6 +110,7 @@ async def coalesced(
     reader = asyncio.create_task(pull())
     LiveStreams.enter()
     carry: object = None
+    waiting_since: float | None = None  # when the current run of progress notes began
     try:
         while True:
             if carry is not None:
@@ -117,11 +119,16 @@ async def coalesced(
                 first, getter = await getter, None
             else:
                 first = await queue.get()
-            if PROGRESS_DELAY > 0 and isinstance(first, Status) and first.progress:
-                getter = getter or asyncio.ensure_future(queue.get())
-                await asyncio.wait({getter}, timeout=PROGRESS_DELAY)
-                if getter.done():
-                    continue  # something came at once: a note nobody could read is only a database write
+            if isinstance(first, Status) and first.progress:
+                waiting_since = waiting_since if waiting_since is not None else loop.time()
+                hold = waiting_since + PROGRESS_DELAY - loop.time()
+                if hold > 0:  # the wait is young: show this note only if nothing follows within PROGRESS_DELAY
+                    getter = getter or asyncio.ensure_future(queue.get())
+                    await asyncio.wait({getter}, timeout=hold)
+                    if getter.done():
+                        continue  # replaced at once: a note nobody could read is only a database write
+            else:
+                waiting_since = None
             batch = [first]
             if first is not _END:
                 pace.saw(loop.time())

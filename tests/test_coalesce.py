@@ -88,3 +88,26 @@ async def test_tool_call_pieces_merge_per_call_never_across_calls_or_out_of_orde
         ToolCall(1, "{}", id="call_b", name="get_date"),
     ]
     assert out[-1] == Finish("tool_calls")
+
+
+async def test_progress_notes_show_once_the_wait_is_old_enough_even_while_they_keep_changing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fast-moving queue ("Queued: 9 ahead", "8 ahead", … every 50 ms) still shows where the user is."""
+    monkeypatch.setattr("backend_adapters.coalesce.PROGRESS_DELAY", 0.2)
+    notes = [Status(f"Queued: {n} ahead of you", progress=True) for n in range(9, 0, -1)]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    shown: list[tuple[str, float]] = []
+    async for event, _ in coalesced(source([*notes, Content("answer")], pause=0.05)):
+        if isinstance(event, Status):
+            shown.append((event.description, loop.time() - started))
+    assert shown, "no queue position was shown during a 0.45 s wait"
+    assert shown[0][1] >= 0.2  # nothing before the wait was PROGRESS_DELAY old
+    assert shown[-1][0] == "Queued: 1 ahead of you"  # once shown, the notes follow the queue
+
+
+async def test_a_progress_note_replaced_at_once_is_never_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("backend_adapters.coalesce.PROGRESS_DELAY", 0.2)
+    out = [event async for event, _ in coalesced(source([Status("Connecting…", progress=True), Content("hi")]))]
+    assert out == [Content("hi")]
