@@ -8,11 +8,13 @@ aiohttp, which Open WebUI ships (its own connection uses it). Hand-written
 because `httpx-aiohttp`, the SDK's aiohttp extra, is not in Open WebUI's
 environment. Exceptions come out as httpx's, so the SDK and errors.py read them
 as before; a response closed before its end closes its connection, which is
-what cancels the backend's request when a user presses Stop.
+what cancels the backend's request when a user presses Stop. Inside a pipe's
+stream, reads are held for the batching window (read_pacing.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 import weakref
@@ -20,6 +22,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import httpx
+
+from backend_adapters.read_pacing import READ_PACE, ReadPace
 
 # Most specific first: the first match wins.
 _BEFORE_RESPONSE: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
@@ -60,14 +64,34 @@ def _close_quietly(connector: aiohttp.BaseConnector) -> None:
         connector._close()
 
 
+async def _joining(content: aiohttp.StreamReader, pace: ReadPace, arrived: float) -> bytes:
+    """What joins a chunk while its read is held for the stream's window (aiohttp buffers it and wakes no coroutine)."""
+    hold = pace.hold(arrived)
+    if hold <= 0 or content.is_eof():
+        return b""
+    # TimeoutError: the window closed. A dropped connection ends the hold too; it surfaces at the next read,
+    # after what arrived before it.
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(hold):
+            await content.wait_eof()
+    more = content.read_nowait() if content.exception() is None else b""
+    pace.held(bool(more))
+    return more
+
+
 class _Body(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
         self._response = response
         self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        content = self._response.content
+        pace = READ_PACE.get()
+        loop = asyncio.get_running_loop()
         with _as_httpx(_IN_BODY, self._request):
-            async for chunk in self._response.content.iter_any():
+            while chunk := await content.readany():
+                if pace is not None:
+                    chunk += await _joining(content, pace, loop.time())
                 yield chunk
 
     async def aclose(self) -> None:

@@ -10,17 +10,22 @@ Progress notes wait until the wait they report is PROGRESS_DELAY old: on a
 saved chat each status is a database write, and "Connecting…" replaced by the
 answer 20 ms later was only that. After that they go out as they come (the
 status line throttles them to one a second).
+Under load the window is applied to the socket reads themselves where the
+transport can hold them (read_pacing.py): a batch then arrives as one read
+and the coalescer only merges it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 from backend_adapters.batch_window import LiveStreams, Pace, batch_window
 from backend_adapters.events import Content, Error, Event, Reasoning, Status, ToolCall
+from backend_adapters.read_pacing import READ_PACE, ReadPace
 
 READ_AHEAD = 512  # events held at most while the consumer is busy; bounds memory per stream
 PROGRESS_DELAY = 1.0  # s a wait must last before its progress notes ("Connecting…", "Queued: 2 ahead") show
@@ -107,7 +112,10 @@ async def coalesced(
     loop = asyncio.get_running_loop()
     pace = Pace()
     getter: asyncio.Future | None = None
-    reader = asyncio.create_task(pull())
+    read_pace = ReadPace(batch_window(max_window, LiveStreams.count + 1))  # + 1: this stream, about to enter
+    reader_context = contextvars.copy_context()
+    reader_context.run(READ_PACE.set, read_pace)  # the reader's transport, layers below, holds its reads by it
+    reader = asyncio.create_task(pull(), context=reader_context)
     LiveStreams.enter()
     carry: object = None
     waiting_since: float | None = None  # when the current run of progress notes began
@@ -132,7 +140,8 @@ async def coalesced(
             batch = [first]
             if first is not _END:
                 pace.saw(loop.time())
-                carry = await fill(batch, batch_window(max_window, LiveStreams.count))
+                read_pace.window = batch_window(max_window, LiveStreams.count)
+                carry = await fill(batch, 0.0 if read_pace.honoured else read_pace.window)  # held reads batched already
             ended = batch[-1] is _END
             for event, count in _merge([e for e in batch if e is not _END]):  # type: ignore[misc]
                 yield event, count

@@ -69,7 +69,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=UI_RATE, help="tokens/s per stream (0: as fast as possible)")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    asyncio.run(run(args.streams, args.words, args.rate, args.profile))
+    import uvloop  # what Open WebUI runs on (uvicorn picks it when installed)
+
+    uvloop.run(run(args.streams, args.words, args.rate, args.profile))
 
 
 if __name__ == "__main__":
