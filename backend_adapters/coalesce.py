@@ -25,6 +25,7 @@ from contextlib import aclosing
 
 from backend_adapters.batch_window import LiveStreams, Pace, batch_window
 from backend_adapters.events import Content, Error, Event, Reasoning, Status, ToolCall
+from backend_adapters.inbox import Inbox
 from backend_adapters.read_pacing import READ_PACE, ReadPace
 
 READ_AHEAD = 512  # events held at most while the consumer is busy; bounds memory per stream
@@ -68,26 +69,25 @@ async def coalesced(
     events: AsyncIterator[Event], read_ahead: int = READ_AHEAD, max_window: float = 0.0
 ) -> AsyncIterator[tuple[Event, int]]:
     """`events`, merged while the consumer is busy (and, under load, for up to `max_window` s), with piece counts."""
-    queue: asyncio.Queue[object] = asyncio.Queue(read_ahead)
+    inbox: Inbox[object] = Inbox(read_ahead)
 
     async def pull() -> None:
         async with aclosing(events) as source:  # cancelling the reader closes the backend request
             try:
                 async for event in source:
-                    await queue.put(event)
+                    await inbox.put(event)
             except Exception as exc:  # adapters report faults as Error events; this is the last resort
-                await queue.put(Error(f"Unexpected error while reading the backend ({type(exc).__name__})."))
-        await queue.put(_END)
+                await inbox.put(Error(f"Unexpected error while reading the backend ({type(exc).__name__})."))
+        await inbox.put(_END)
 
     async def fill(batch: list[object], window: float) -> object:
         """Add what already waits, and while the window is open what comes, as long as it continues the run.
 
         Returns the event that broke the run (it starts the next batch), or None."""
-        nonlocal getter
         deadline = loop.time() + window
         while True:
-            while not queue.empty():
-                event = queue.get_nowait()
+            while inbox:
+                event = inbox.take()
                 if event is not _END and not _joins(batch[-1], event):
                     return event  # a boundary or another kind of event: send this batch now
                 batch.append(event)
@@ -97,21 +97,11 @@ async def coalesced(
             now = loop.time()
             if now >= deadline or pace.next_misses(now, deadline) or not isinstance(batch[-1], (Reasoning, Content, ToolCall)):
                 return None
-            getter = getter or asyncio.ensure_future(queue.get())
-            await asyncio.wait({getter}, timeout=deadline - now)
-            if not getter.done():
-                return None  # the window closed first; the pending get carries over to the next batch
-            event, getter = getter.result(), None
-            if event is not _END and not _joins(batch[-1], event):
-                return event
-            batch.append(event)
-            if event is _END:
-                return None
-            pace.saw(loop.time())
+            if not await inbox.wait(deadline - now):
+                return None  # the window closed first
 
     loop = asyncio.get_running_loop()
     pace = Pace()
-    getter: asyncio.Future | None = None
     read_pace = ReadPace(batch_window(max_window, LiveStreams.count + 1))  # + 1: this stream, about to enter
     reader_context = contextvars.copy_context()
     reader_context.run(READ_PACE.set, read_pace)  # the reader's transport, layers below, holds its reads by it
@@ -123,18 +113,16 @@ async def coalesced(
         while True:
             if carry is not None:
                 first, carry = carry, None
-            elif getter is not None:
-                first, getter = await getter, None
             else:
-                first = await queue.get()
+                await inbox.wait()
+                first = inbox.take()
             if isinstance(first, Status) and first.progress:
                 waiting_since = waiting_since if waiting_since is not None else loop.time()
                 hold = waiting_since + PROGRESS_DELAY - loop.time()
-                if hold > 0:  # the wait is young: show this note only if nothing follows within PROGRESS_DELAY
-                    getter = getter or asyncio.ensure_future(queue.get())
-                    await asyncio.wait({getter}, timeout=hold)
-                    if getter.done():
-                        continue  # replaced at once: a note nobody could read is only a database write
+                # The wait is young: show this note only if nothing follows within PROGRESS_DELAY; a note
+                # replaced at once, which nobody could read, would only be a database write.
+                if hold > 0 and await inbox.wait(hold):
+                    continue
             else:
                 waiting_since = None
             batch = [first]
@@ -149,8 +137,6 @@ async def coalesced(
                 return
     finally:
         LiveStreams.leave()
-        if getter is not None:
-            getter.cancel()
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -111,3 +112,29 @@ async def test_a_progress_note_replaced_at_once_is_never_sent(monkeypatch: pytes
     monkeypatch.setattr("backend_adapters.coalesce.PROGRESS_DELAY", 0.2)
     out = [event async for event, _ in coalesced(source([Status("Connecting…", progress=True), Content("hi")]))]
     assert out == [Content("hi")]
+
+
+async def test_a_burst_that_lands_as_a_shown_note_times_out_keeps_its_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The note's wait runs out in the same loop turn as the backend's answer arrives (a busy Open WebUI blocked
+    the loop across both): the answer must come out in order, its first piece first.
+
+    Seen at 256 production chats: a queued chat's first token was saved after the seventh."""
+    monkeypatch.setattr("backend_adapters.coalesce.PROGRESS_DELAY", 0.05)
+    pieces = [Reasoning(f"r{i} ") for i in range(20)]
+
+    async def answer_after_a_wait() -> AsyncIterator[Event]:
+        yield Status("Queued: 1 ahead of you", progress=True)
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.03, time.sleep, 0.05)  # the loop blocks past both the note's wait and the answer's arrival
+        await asyncio.sleep(0.045)  # due before the note's wait runs out: runs first in that turn
+        for piece in pieces[:10]:  # one network read's worth, all at once
+            yield piece
+        await asyncio.sleep(0.01)
+        for piece in pieces[10:]:  # the next read's
+            yield piece
+
+    out = []
+    async for event, _ in coalesced(answer_after_a_wait()):
+        out.append(event)
+        await asyncio.sleep(0)  # Open WebUI awaits its own work (socket events, saves) between chunks
+    assert "".join(e.text for e in out if isinstance(e, Reasoning)) == "".join(p.text for p in pieces)
