@@ -52,6 +52,18 @@ class UIRow:
     first_error: str = ""
     load: str = ""  # `uptime` when the row ran
     slots_left: int = 0  # queue tickets still in the shared Redis after the row: a leak if not 0
+    first_mismatch: str = ""  # where the first finished chat whose saved text differs went wrong
+
+
+def mismatch(saved: tuple[str, str], expected: tuple[str, str], items: list | None = None) -> str:
+    """Which part of a saved chat differs from what the backend sent, and how, in one line."""
+    for name, got, want in zip(("thinking", "answer"), saved, expected, strict=True):
+        if got != want:
+            at = next((k for k, (a, b) in enumerate(zip(got, want, strict=False)) if a != b), min(len(got), len(want)))
+            return (f"{name} differs at {at} of {len(want)} chars (saved {len(got)}): "
+                    f"saved {got[max(0, at - 20):at + 20]!r}, sent {want[max(0, at - 20):at + 20]!r}; "
+                    f"saved items {items!r}"[:3000])
+    return ""
 
 
 def expected_deltas(prompt: str, script: str) -> list[tuple[str, int]]:
@@ -181,13 +193,16 @@ async def ui_run(
                          "events": 0} for s in failed]
     exact = finished = errors = 0
     delays: list[float] = []
-    first_error = ""
+    first_error = first_mismatch = ""
     for result in results:
         errors += bool(result["errors"])
         first_error = first_error or (result["errors"][0] if result["errors"] else "")
         finished += bool(result["finished"])
         if result["saved"] and tuple(result["saved"]) == expected_texts(result["prompt"], script):
             exact += 1
+        elif result["saved"] and result["finished"]:
+            first_mismatch = first_mismatch or mismatch(tuple(result["saved"]), expected_texts(result["prompt"], script),
+                                                      result.get("saved_items"))
         delays += token_delays(result, script, emits.get(result["prompt"], []))
     all_latencies = [ms for h in healths for ms in h["latencies_ms"]]
     slots_left = await asyncio.to_thread(tickets_left, redis_url) if redis_url else 0
@@ -201,7 +216,7 @@ async def ui_run(
         delay_p50_ms=percentile(delays, 50) * 1000, delay_p99_ms=percentile(delays, 99) * 1000,
         peak_backend_streams=emulator.peak_active, first_error=first_error,
         events_per_chat=sum(r["events"] for r in results) / max(len(results), 1),
-        load=" / ".join(f"{x:.2f}" for x in os.getloadavg()), slots_left=slots_left,
+        load=" / ".join(f"{x:.2f}" for x in os.getloadavg()), slots_left=slots_left, first_mismatch=first_mismatch,
     )
 
 
@@ -212,6 +227,7 @@ def print_ui_row(row: UIRow) -> None:
         f"{row.cpu_per_1k:>8.3f} {row.health_p50_ms:>7.1f} {by_replica:>11} {row.delay_p50_ms:>7.0f} "
         f"{row.delay_p99_ms:>7.0f} {row.peak_backend_streams:>5} {row.events_per_chat:>6.0f}  load {row.load}"
         + (f"\n    first error: {row.first_error}" if row.first_error else "")
+        + (f"\n    first saved chat that differs: {row.first_mismatch}" if row.first_mismatch else "")
         + (f"\n    queue tickets left in Redis after the row: {row.slots_left}" if row.slots_left else ""),
         flush=True,
     )

@@ -49,6 +49,7 @@ class Chat:
         self.done = asyncio.Event()
         self.errors: list[str] = []
         self.saved: tuple[str, str] | None = None
+        self.saved_items: list[tuple[str, list[str]]] = []  # the saved output's items, to tell what went wrong where
         self.saved_done = False
         self.events = 0
         self.sio.on("events", self.on_event)
@@ -123,6 +124,9 @@ class Chat:
                 message = ((chat.get("history") or {}).get("messages") or {}).get(self.message_id) or {}
                 if message.get("done"):
                     self.saved, self.saved_done = texts_of_output(message.get("output") or []), True
+                    self.saved_items = [(str(item.get("type")), [str(p.get("text", "")) for p in item.get("content") or []
+                                                                 if isinstance(p, dict)])
+                                        for item in message.get("output") or []]
                     return
                 await asyncio.sleep(0.1)
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
@@ -134,6 +138,7 @@ class Chat:
             "base_url": self.spec["base_url"],
             "finished": self.done.is_set() and self.saved_done,
             "saved": list(self.saved) if self.saved else None,
+            "saved_items": self.saved_items,
             "arrivals": self.arrivals,
             "errors": self.errors,
             "events": self.events,
