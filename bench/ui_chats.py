@@ -7,6 +7,9 @@ Open WebUI CPU per 1,000 tokens (process CPU time of every replica, with
 children), /health p50/p99 probed from another process per replica, chats saved
 byte-exact out of those finished, and the delay each token gained between the
 backend sending it and the socket event that carried it reaching the client.
+R1RELAY_BENCH_DEBUG=1 also prints when each row starts and ends and each chat's
+worst delay, to line stalls up with, for example, a log of Open WebUI's
+garbage collections (docs/openwebui-notes.md).
 """
 
 from __future__ import annotations
@@ -170,6 +173,8 @@ async def ui_run(
     pids = [r._process.pid for r in replicas if r._process]
     spies = start_profilers(pids, f"{path.replace(' ', '-')}-{chats}-chats-{words}-words")
     cpu_before, started = sum(cpu_seconds(pid) for pid in pids), time.perf_counter()
+    if os.environ.get("R1RELAY_BENCH_DEBUG"):
+        print(f"    DEBUG row {path} {chats} starts at {time.time():.3f}", flush=True)
     go = json.dumps({"go": time.time() + 0.2}) + "\n"
     for process in clients:
         assert process.stdin is not None
@@ -177,6 +182,8 @@ async def ui_run(
         process.stdin.flush()
     outputs = await asyncio.gather(*(asyncio.to_thread(process.communicate, None, 600) for process in clients))
     seconds = time.perf_counter() - started
+    if os.environ.get("R1RELAY_BENCH_DEBUG"):
+        print(f"    DEBUG row {path} {chats} ends at {time.time():.3f}", flush=True)
     cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
     stop_profilers(spies)
     healths = [probe.finish() for probe in probes]
@@ -203,7 +210,13 @@ async def ui_run(
         elif result["saved"] and result["finished"]:
             first_mismatch = first_mismatch or mismatch(tuple(result["saved"]), expected_texts(result["prompt"], script),
                                                       result.get("saved_items"))
-        delays += token_delays(result, script, emits.get(result["prompt"], []))
+        chat_delays = token_delays(result, script, emits.get(result["prompt"], []))
+        delays += chat_delays
+        if chat_delays and os.environ.get("R1RELAY_BENCH_DEBUG"):
+            worst = max(range(len(chat_delays)), key=chat_delays.__getitem__)
+            late = [k for k, d in enumerate(chat_delays) if d > 0.2]
+            print(f"    DEBUG {result['prompt']} worst {chat_delays[worst] * 1000:.0f} ms at token {worst}/"
+                  f"{len(chat_delays)}; >200 ms: {len(late)} tokens {late[:3]}..{late[-3:]}", flush=True)
     all_latencies = [ms for h in healths for ms in h["latencies_ms"]]
     slots_left = await asyncio.to_thread(tickets_left, redis_url) if redis_url else 0
     sent_tokens = sum(len(v) for v in emits.values())
