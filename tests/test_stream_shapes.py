@@ -53,9 +53,12 @@ def test_raw_tokens_come_back_exactly(built, tokens: list[str], cuts: list[int])
     """`yield f"data: {token}\\n\\n"` for any tokens, any newlines, any network split: nothing lost or invented."""
     assume(all(fieldless(t) for t in tokens))
     raw = "".join(f"data: {t}\n\n" for t in tokens).encode()
-    for style in ("auto", "raw-tokens"):
+    # `auto` reads a stream whose first event is a JSON object as a well-formed JSON server (raw_sse.py), so a
+    # first token such as "{}\n" loses its newline there by design; `raw-tokens` is for such servers.
+    json_first = bool(tokens) and built._is_json_object(tokens[0].rstrip("\n"))
+    for style in ("raw-tokens",) if json_first else ("auto", "raw-tokens"):
         assert raw_decode(built, split_at(raw, cuts), style) == "".join(tokens)
-    assert raw_decode(built, [raw[i : i + 1] for i in range(len(raw))]) == "".join(tokens)
+        assert raw_decode(built, [raw[i : i + 1] for i in range(len(raw))], style) == "".join(tokens)
 
 
 @given(st.lists(_token, max_size=20), st.lists(st.integers(min_value=0, max_value=400), max_size=6))
