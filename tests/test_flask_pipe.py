@@ -10,6 +10,7 @@ import pytest
 from tests.emulators.prompt_server import PromptServerEmulator
 from tests.support.pipe_driver import PipeRun, chat_body, make_pipe, run_pipe
 from tests.support.ports import free_port
+from tests.support.waiting import until
 
 MODEL = "r1relay_flask.tiny-r1"
 EMULATED_REASONING = "The user says hi.\nGreet them naïvely 🤔.\n"
@@ -174,11 +175,7 @@ async def test_stop_closes_the_stream(flask_pipe, prompt_server: PromptServerEmu
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for _ in range(200):
-        if prompt_server.disconnects:
-            break
-        await asyncio.sleep(0.02)
-    assert prompt_server.disconnects, "the server never saw the stream close"
+    assert await until(lambda: prompt_server.disconnects), "the server never saw the stream close"
 
 
 # ---- tools, thinking off, images (issue 9) ----

@@ -13,6 +13,7 @@ from backend_adapters.sse import aiter_sse
 from tests.emulators.ktransformers import KTransformersEmulator
 from tests.support.pipe_driver import PipeRun, chat_body, make_pipe, run_pipe
 from tests.support.ports import free_port
+from tests.support.waiting import until
 
 MODEL = "r1relay_ktransformers.DeepSeek-R1"
 REASONING = "Okay, the user greets me.\nI should greet back.\n"
@@ -206,11 +207,7 @@ async def test_cancelled_running_request_closes_its_connection_and_frees_the_slo
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
-    for _ in range(200):
-        if builtin.disconnects:
-            break
-        await asyncio.sleep(0.02)
-    assert builtin.disconnects, "the server never saw the cancelled request's connection close"
+    assert await until(lambda: builtin.disconnects), "the server never saw the cancelled request's connection close"
     second = await waiting
     assert second.content == "done" and not second.errors
     assert builtin.started == ["user 0", "user 1"]

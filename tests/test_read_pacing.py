@@ -21,6 +21,7 @@ from backend_adapters.read_pacing import READ_PACE, ReadPace
 from tests.emulators.server import ThreadedServer, wait_or_disconnect
 from tests.emulators.vllm import VLLMEmulator
 from tests.support.pipe_driver import chat_body, make_pipe, run_pipe
+from tests.support.waiting import until
 
 HOUR = 3600.0
 BOUND = 10.0  # seconds a step may take before the test fails instead of hanging
@@ -34,10 +35,7 @@ class Peer:
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_get("/steady", self.steady)
-        app.router.add_get("/one", self.one)
-        app.router.add_get("/cut", self.cut)
-        app.router.add_get("/endless", self.endless)
+        app.add_routes([web.get(f"/{name}", getattr(self, name)) for name in ("steady", "one", "cut", "endless")])
         return app
 
     async def _open(self, request: web.Request) -> web.StreamResponse:
@@ -130,18 +128,11 @@ async def test_a_connection_dropped_during_a_hold_keeps_what_arrived_then_fails(
 async def test_stop_during_a_hold_closes_the_connection(peer: tuple[Peer, str]) -> None:
     state, url = peer
     task = asyncio.create_task(read_all(f"{url}/endless", ReadPace(window=HOUR)))
-    for _ in range(200):
-        if state.sent >= 3:
-            break
-        await asyncio.sleep(0.02)
-    assert state.sent >= 3  # the read is being held: the server keeps writing into the buffer
+    assert await until(lambda: state.sent >= 3)  # the read is being held: the server keeps writing into the buffer
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for _ in range(200):
-        if state.left:
-            break
-        await asyncio.sleep(0.02)
+    assert await until(lambda: state.left)
     assert state.left == [True]
 
 

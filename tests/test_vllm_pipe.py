@@ -10,6 +10,7 @@ import pytest
 from tests.emulators.vllm import VLLMEmulator
 from tests.support.pipe_driver import chat_body, make_pipe, run_pipe
 from tests.support.ports import free_port
+from tests.support.waiting import until
 
 MODEL = "r1relay_vllm.deepseek-ai/DeepSeek-R1"
 REASONING = "Okay, the user greets me.\nI should greet back.\n"
@@ -186,11 +187,7 @@ async def test_stop_closes_the_backend_request(vllm, vllm_emulator: VLLMEmulator
     cancelled_at = time.monotonic()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for _ in range(100):
-        if vllm_emulator.disconnects:
-            break
-        await asyncio.sleep(0.02)
-    assert vllm_emulator.disconnects, "the backend never saw the request end"
+    assert await until(lambda: vllm_emulator.disconnects, seconds=2.0), "the backend never saw the request end"
     assert vllm_emulator.disconnects[0] - cancelled_at < 1.0
     assert vllm_emulator.finished == 0
 
