@@ -20,7 +20,7 @@ from aiohttp import web
 
 from backend_adapters.aiohttp_transport import AiohttpTransport
 from backend_adapters.errors import ErrorContext, describe
-from tests.emulators.server import ThreadedServer, wait_or_disconnect
+from tests.emulators.server import ThreadedServer, served, wait_or_disconnect
 from tests.support.ports import free_port
 
 
@@ -72,9 +72,7 @@ class Peer:
 
 @pytest.fixture
 def peer() -> Iterator[tuple[Peer, str]]:
-    state = Peer()
-    with ThreadedServer(state.app) as server:
-        yield state, server.url
+    yield from served(Peer())
 
 
 def client(read: float = 5.0) -> httpx.AsyncClient:

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from backend_adapters.aiohttp_transport import AiohttpTransport
 from backend_adapters.read_pacing import READ_PACE, ReadPace
-from tests.emulators.server import ThreadedServer, wait_or_disconnect
+from tests.emulators.server import served, wait_or_disconnect
 from tests.emulators.vllm import VLLMEmulator
 from tests.support.pipe_driver import chat_body, make_pipe, run_pipe
 from tests.support.waiting import until
@@ -75,9 +75,7 @@ class Peer:
 
 @pytest.fixture
 def peer() -> Iterator[tuple[Peer, str]]:
-    state = Peer()
-    with ThreadedServer(state.app) as server:
-        yield state, server.url
+    yield from served(Peer())
 
 
 async def read_all(url: str, pace: ReadPace | None, into: list[bytes] | None = None) -> list[bytes]:

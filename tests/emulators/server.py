@@ -10,10 +10,17 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
-from collections.abc import Callable
-from typing import Self
+from collections.abc import Callable, Iterator
+from typing import Protocol, Self, TypeVar
 
 from aiohttp import web
+
+
+class ServesApp(Protocol):
+    def app(self) -> web.Application: ...
+
+
+S = TypeVar("S", bound=ServesApp)
 
 
 class ThreadedServer:
@@ -66,6 +73,12 @@ async def wait_or_disconnect(request: web.Request, seconds: float) -> bool:
         waited += step
     transport = request.transport
     return transport is not None and not transport.is_closing()
+
+
+def served(state: S) -> Iterator[tuple[S, str]]:
+    """A fixture's body: `state.app` served on a free port for the test, yielding the state and the server's URL."""
+    with ThreadedServer(state.app) as server:
+        yield state, server.url
 
 
 class Emulator:
