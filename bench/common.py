@@ -102,6 +102,11 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def replicas_cpu(replicas: list[Any]) -> float:
+    """CPU seconds so far of every Open WebUI replica (`tests.support.openwebui.OpenWebUI`), with children."""
+    return sum(cpu_seconds(r._process.pid) for r in replicas if r._process)
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.common import REPO, EmulatorProcess, HealthProbe, cpu_seconds, percentile, r1_script
+from bench.common import REPO, EmulatorProcess, HealthProbe, percentile, r1_script, replicas_cpu
 from tests.emulators.vllm import vllm_tokens
 from tests.support.openwebui import OpenWebUI
 
@@ -172,7 +172,7 @@ async def ui_run(
     await asyncio.sleep(0.5)  # a few idle probes first
     pids = [r._process.pid for r in replicas if r._process]
     spies = start_profilers(pids, f"{path.replace(' ', '-')}-{chats}-chats-{words}-words")
-    cpu_before, started = sum(cpu_seconds(pid) for pid in pids), time.perf_counter()
+    cpu_before, started = replicas_cpu(replicas), time.perf_counter()
     if os.environ.get("R1RELAY_BENCH_DEBUG"):
         print(f"    DEBUG row {path} {chats} starts at {time.time():.3f}", flush=True)
     go = json.dumps({"go": time.time() + 0.2}) + "\n"
@@ -184,7 +184,7 @@ async def ui_run(
     seconds = time.perf_counter() - started
     if os.environ.get("R1RELAY_BENCH_DEBUG"):
         print(f"    DEBUG row {path} {chats} ends at {time.time():.3f}", flush=True)
-    cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
+    cpu = replicas_cpu(replicas) - cpu_before
     stop_profilers(spies)
     healths = [probe.finish() for probe in probes]
     emits = emulator.emits()

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench.common import CONNECTION_MODEL, PIPE_MODEL, EmulatorProcess, HealthProbe, cpu_seconds
+from bench.common import CONNECTION_MODEL, PIPE_MODEL, EmulatorProcess, HealthProbe, replicas_cpu
 from bench.ui_chats import UIRow, print_ui_row, ui_run
 
 SHORT_WORDS, LONG_WORDS = 2, 150  # ≈ 10 and ≈ 600 tokens a chat
@@ -41,7 +41,7 @@ class CostSplit:
 
 def split(short: UIRow, long: UIRow, idle_ms_per_s: float = 0.0) -> CostSplit:
     def per_chat(row: UIRow, idle: float) -> float:  # CPU ms
-        return (row.cpu_per_1k * row.tokens / 1000 * 1000 - idle * row.seconds) / row.chats
+        return (row.cpu_per_1k * row.tokens - idle * row.seconds) / row.chats  # CPU s per 1k tokens × tokens = CPU ms
 
     tokens = [row.tokens / row.chats for row in (short, long)]
     gross = [per_chat(row, 0.0) for row in (short, long)]
@@ -57,10 +57,9 @@ async def idle_rate(stack: Any, seconds: float = 10.0) -> float:
     """CPU ms per second the replicas spend with the /health probe running and no chat."""
     probes = [HealthProbe(r.url) for r in stack.replicas]
     await asyncio.sleep(0.5)
-    pids = [r._process.pid for r in stack.replicas if r._process]
-    before, started = sum(cpu_seconds(pid) for pid in pids), time.perf_counter()
+    before, started = replicas_cpu(stack.replicas), time.perf_counter()
     await asyncio.sleep(seconds)
-    rate = (sum(cpu_seconds(pid) for pid in pids) - before) / (time.perf_counter() - started) * 1000
+    rate = (replicas_cpu(stack.replicas) - before) / (time.perf_counter() - started) * 1000
     for probe in probes:
         await asyncio.to_thread(probe.finish)
     return rate
