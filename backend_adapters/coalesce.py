@@ -102,11 +102,11 @@ async def coalesced(
 
     loop = asyncio.get_running_loop()
     pace = Pace()
-    read_pace = ReadPace(batch_window(max_window, LiveStreams.count + 1))  # + 1: this stream, about to enter
+    LiveStreams.enter()
+    read_pace = ReadPace(batch_window(max_window, LiveStreams.count))
     reader_context = contextvars.copy_context()
     reader_context.run(READ_PACE.set, read_pace)  # the reader's transport, layers below, holds its reads by it
     reader = asyncio.create_task(pull(), context=reader_context)
-    LiveStreams.enter()
     carry: object = None
     waiting_since: float | None = None  # when the current run of progress notes began
     try:
